@@ -1,0 +1,1 @@
+"""Filters, observation operators and readers, bias correction, and the comparison operators."""

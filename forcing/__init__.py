@@ -1,0 +1,1 @@
+"""Meteorological forcing: readers, regridding, time interpolation, synthetic weather, perturbations."""
