@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Use the system MPI when there is one (clusters); otherwise the mpich wheel from PyPI.
 EXTRAS := $(if $(shell command -v mpiexec 2>/dev/null),test,test,mpich)
 
-.PHONY: demo test test-all bench lint clean
+.PHONY: demo test test-all bench lint docs clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+
+docs: $(STAMP)
+	$(VENV)/bin/smda info namelists/osse_default.yaml --keys > namelists/README.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,17 @@
+"""Shared test fixtures: the real sample data folder and the repository root."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_DATA = Path(os.environ.get("SMDA_SAMPLE_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture
+def sample_data():
+    """The real product samples (../shared/data); tests that need them skip, with this reason, without them."""
+    if not SAMPLE_DATA.is_dir():
+        pytest.skip(f"real sample data not found at {SAMPLE_DATA} (set SMDA_SAMPLE_DATA)")
+    return SAMPLE_DATA
