@@ -1,0 +1,444 @@
+"""Ensemble forcing perturbations in the SMAP Level-4 / GEOS-LDAS manner.
+
+Reichle et al. (2007, doi:10.1029/2006JD008033) and Reichle et al. (2017, doi:10.1175/JHM-D-17-0063.1):
+each perturbed variable k has a standard-normal field z_k(x, t) that is
+
+* AR(1) in time: ``z_t = phi z_(t-1) + sqrt(1 - phi^2) eps_t`` with ``phi = exp(-dt/tau)``;
+* spatially correlated with a Gaussian correlation ``rho(d) = exp(-d^2 / (2 L^2))``;
+* cross-correlated between variables: the innovations at one lattice point are ``C^(1/2) w``
+  (Cholesky factor of the requested correlation matrix C, w independent normals).
+
+Perturbations:
+
+* precipitation and shortwave, multiplicative lognormal with mean 1 and std s:
+  ``f = exp(mu_ln + sigma_ln z)``, ``sigma_ln^2 = ln(1 + s^2)``, ``mu_ln = -sigma_ln^2/2``;
+  z is truncated (clipped) at ``truncate_sigma`` and ``mu_ln`` is shifted so that the mean stays
+  exactly 1 under the truncation;
+* longwave (and optionally air temperature), additive normal ``std * z``.
+
+Construction of z (domain-split invariant and restartable): white normals w are drawn on a
+coarse lattice anchored to the EASE-Grid 2.0 global origin (spacing ``lattice_cells`` 1 km cells),
+keyed by (seed, "forcing.perturb", global lattice index, member, step, variable) through
+:mod:`model.streams`. The correlated lattice field is the normalised discrete convolution of w
+with a Gaussian kernel of width ``L / sqrt(2)`` (the convolution of two such kernels is the
+Gaussian correlation of length L). Every rank computes the lattice points around its own cells
+in exactly the same way. Cell values are the bilinear interpolation of the lattice AR(1) state,
+divided by the exact standard deviation of that interpolant (known from the lattice
+correlation), so every cell has unit variance.
+
+The AR(1) state lives on the lattice and is exported by :meth:`ForcingPerturbations.get_state`.
+With equal ``tau`` and one correlation length for all variables the cross-correlations are exact;
+with unequal ``tau`` the stationary cross-correlation is ``c sqrt((1-phi_i^2)(1-phi_j^2)) / (1-phi_i phi_j)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numba as nb
+import numpy as np
+
+from model.grid import M01
+from model.streams import normal, purpose_id
+
+VARIABLES = ("precip", "sw_down", "lw_down", "t_air")
+_MULTIPLICATIVE = (True, True, False, False)
+_LATTICE_NCOLS = 1 << 24  # global lattice index = row * 2**24 + col (offset to keep indices >= 0)
+_LATTICE_OFFSET = 1 << 22
+
+
+def ar1_coefficients(dt_s: float, tau_s: float):
+    """AR(1) coefficient ``phi = exp(-dt/tau)`` and innovation scale ``sqrt(1 - phi^2)``."""
+    if dt_s <= 0 or tau_s <= 0:
+        raise ValueError(f"dt_s ({dt_s}) and tau_s ({tau_s}) must be positive")
+    phi = math.exp(-dt_s / tau_s)
+    return phi, math.sqrt(1.0 - phi * phi)
+
+
+def lognormal_parameters(std: float):
+    """(sigma_ln, mu_ln) of a lognormal with mean 1 and standard deviation ``std``."""
+    if std < 0:
+        raise ValueError(f"std must be >= 0, got {std}")
+    s2 = math.log1p(std * std)
+    return math.sqrt(s2), -0.5 * s2
+
+
+def _phi(x):
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+def truncated_lognormal_mu(sigma_ln: float, c: float) -> float:
+    """mu_ln such that E[exp(mu + sigma clip(z, -c, c))] = 1 for z ~ N(0, 1)."""
+    if sigma_ln == 0.0:
+        return 0.0
+    s = sigma_ln
+    m = (math.exp(0.5 * s * s) * (_phi(c - s) - _phi(-c - s))
+         + math.exp(s * c) * (1.0 - _phi(c)) + math.exp(-s * c) * _phi(-c))
+    return -math.log(m)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PerturbationSettings:
+    """Forcing perturbation settings (defaults: SCIENCE.md section 4, SMAP L4).
+
+    Std of the multiplicative factors is dimensionless; ``lw_std_wm2`` in W m-2, ``t_air_std_k``
+    in K (0 disables a variable). Correlation length ``corr_length_km`` L of rho = exp(-d^2/2L^2)
+    (0.5 deg ~ 55 km). ``lattice_cells`` is the lattice spacing in 1 km EASE-Grid cells.
+    """
+
+    precip_std: float = 0.5
+    sw_std: float = 0.3
+    lw_std_wm2: float = 20.0
+    t_air_std_k: float = 0.0
+    precip_tau_h: float = 24.0
+    sw_tau_h: float = 24.0
+    lw_tau_h: float = 24.0
+    t_air_tau_h: float = 24.0
+    corr_length_km: float = 55.0
+    corr_precip_sw: float = -0.8
+    corr_precip_lw: float = 0.5
+    corr_sw_lw: float = -0.5
+    corr_precip_t: float = 0.0
+    corr_sw_t: float = 0.0
+    corr_lw_t: float = 0.0
+    truncate_sigma: float = 3.0
+    lattice_cells: int = 12
+    kernel_radius: float = 3.0  # kernel truncation in kernel standard deviations
+
+    def __post_init__(self):
+        for name in ("precip_std", "sw_std", "lw_std_wm2", "t_air_std_k"):
+            v = getattr(self, name)
+            if not (np.isfinite(v) and v >= 0):
+                raise ValueError(f"perturbation setting {name} must be finite and >= 0, got {v}")
+        for name in ("precip_tau_h", "sw_tau_h", "lw_tau_h", "t_air_tau_h", "corr_length_km",
+                     "truncate_sigma", "kernel_radius"):
+            v = getattr(self, name)
+            if not (np.isfinite(v) and v > 0):
+                raise ValueError(f"perturbation setting {name} must be finite and > 0, got {v}")
+        if not (isinstance(self.lattice_cells, int | np.integer) and self.lattice_cells >= 1):
+            raise ValueError(f"perturbation setting lattice_cells must be an integer >= 1, got {self.lattice_cells}")
+        c = self.correlation_matrix()
+        if np.any(np.abs(c) > 1) or np.linalg.eigvalsh(c).min() <= 1e-10:
+            raise ValueError("perturbation cross-correlations (corr_*) do not form a positive-definite matrix")
+
+    @property
+    def stds(self):
+        return (self.precip_std, self.sw_std, self.lw_std_wm2, self.t_air_std_k)
+
+    @property
+    def taus_h(self):
+        return (self.precip_tau_h, self.sw_tau_h, self.lw_tau_h, self.t_air_tau_h)
+
+    def correlation_matrix(self) -> np.ndarray:
+        """4 x 4 correlation matrix in the order precip, sw_down, lw_down, t_air."""
+        c = np.eye(4)
+        for (i, j), v in {(0, 1): self.corr_precip_sw, (0, 2): self.corr_precip_lw, (1, 2): self.corr_sw_lw,
+                          (0, 3): self.corr_precip_t, (1, 3): self.corr_sw_t, (2, 3): self.corr_lw_t}.items():
+            c[i, j] = c[j, i] = v
+        return c
+
+
+# ----------------------------------------------------------------------------------------------
+# kernels
+
+
+@nb.njit(cache=True)
+def _white_and_mix(seed, pid, row0, col0, step, var_draw, chol, out):
+    """Independent normals keyed by lattice point, mixed by the Cholesky factor ``chol`` (nv, nv)."""
+    nr, nc, nm, nv = out.shape
+    w = np.empty(nv)
+    for r in range(nr):
+        for c in range(nc):
+            cell = (row0 + r + _LATTICE_OFFSET) * _LATTICE_NCOLS + (col0 + c + _LATTICE_OFFSET)
+            for m in range(nm):
+                for k in range(nv):
+                    w[k] = normal(seed, pid, cell, m, step, var_draw[k])
+                for k in range(nv):
+                    s = 0.0
+                    for j in range(k + 1):
+                        s += chol[k, j] * w[j]
+                    out[r, c, m, k] = s
+
+
+@nb.njit(cache=True)
+def _convolve(white, kern, tmp, out):
+    """Separable convolution: white (nr+2K, nc+2K, nm, nv) -> out (nr, nc, nm, nv); kern (2K+1,)."""
+    nk = kern.shape[0]
+    nrh, nch, nm, nv = white.shape
+    nr, nc = out.shape[0], out.shape[1]
+    for r in range(nrh):
+        for c in range(nc):
+            for m in range(nm):
+                for k in range(nv):
+                    s = 0.0
+                    for j in range(nk):
+                        s += kern[j] * white[r, c + j, m, k]
+                    tmp[r, c, m, k] = s
+    for r in range(nr):
+        for c in range(nc):
+            for m in range(nm):
+                for k in range(nv):
+                    s = 0.0
+                    for j in range(nk):
+                        s += kern[j] * tmp[r + j, c, m, k]
+                    out[r, c, m, k] = s
+
+
+@nb.njit(cache=True)
+def _ar1(state, innov, phi, scale):
+    nr, nc, nm, nv = state.shape
+    for r in range(nr):
+        for c in range(nc):
+            for m in range(nm):
+                for k in range(nv):
+                    state[r, c, m, k] = phi[k] * state[r, c, m, k] + scale[k] * innov[r, c, m, k]
+
+
+@nb.njit(cache=True)
+def _apply_cells(state, ir, ic, wr, wc, norm, kind, a, b, lo, hi, fields, k_of_field):
+    """Interpolate the lattice state to cells and perturb the forcing arrays in place.
+
+    fields: typed list of (n, nm) arrays; for field f with variable k: multiplicative ``x *= exp(a + b z)``,
+    or additive ``x += b z``, z clipped to [lo, hi].
+    """
+    nf = len(fields)
+    n = ir.shape[0]
+    nm = state.shape[2]
+    for i in range(n):
+        r, c = ir[i], ic[i]
+        w00 = (1.0 - wr[i]) * (1.0 - wc[i])
+        w01 = (1.0 - wr[i]) * wc[i]
+        w10 = wr[i] * (1.0 - wc[i])
+        w11 = wr[i] * wc[i]
+        for f in range(nf):
+            k = k_of_field[f]
+            x = fields[f]
+            for m in range(nm):
+                z = (w00 * state[r, c, m, k] + w01 * state[r, c + 1, m, k]
+                     + w10 * state[r + 1, c, m, k] + w11 * state[r + 1, c + 1, m, k]) * norm[i]
+                if z < lo:
+                    z = lo
+                elif z > hi:
+                    z = hi
+                if kind[k] == 1:
+                    x[i, m] *= math.exp(a[k] + b[k] * z)
+                else:
+                    x[i, m] += b[k] * z
+
+
+@nb.njit(cache=True)
+def _cell_values(state, ir, ic, wr, wc, norm, out):
+    """Unit-variance cell fields out (n, nm, nv) interpolated from the lattice state."""
+    n = ir.shape[0]
+    nm, nv = state.shape[2], state.shape[3]
+    for i in range(n):
+        r, c = ir[i], ic[i]
+        w00 = (1.0 - wr[i]) * (1.0 - wc[i])
+        w01 = (1.0 - wr[i]) * wc[i]
+        w10 = wr[i] * (1.0 - wc[i])
+        w11 = wr[i] * wc[i]
+        for m in range(nm):
+            for k in range(nv):
+                out[i, m, k] = (w00 * state[r, c, m, k] + w01 * state[r, c + 1, m, k]
+                                + w10 * state[r + 1, c, m, k] + w11 * state[r + 1, c + 1, m, k]) * norm[i]
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+class ForcingPerturbations:
+    """AR(1), spatially and cross-correlated forcing perturbations for an ensemble.
+
+    Parameters
+    ----------
+    settings : PerturbationSettings
+    seed : int
+        Experiment seed (keys the random streams together with lattice point, member and step).
+    dt_s : float
+        Forcing time step (s); ``apply`` must be called with consecutive steps.
+    x_m, y_m : (n,) float
+        EASE-Grid 2.0 projected coordinates (m) of this rank's cells.
+    n_members : int
+    """
+
+    def __init__(self, settings: PerturbationSettings, *, seed: int, dt_s: float, x_m, y_m, n_members: int):
+        if not isinstance(settings, PerturbationSettings):
+            raise ValueError("settings must be a forcing.perturb.PerturbationSettings")
+        x_m = np.asarray(x_m, dtype=np.float64).ravel()
+        y_m = np.asarray(y_m, dtype=np.float64).ravel()
+        if x_m.shape != y_m.shape or x_m.size == 0:
+            raise ValueError(f"x_m and y_m must be non-empty and of equal length, got {x_m.shape}, {y_m.shape}")
+        if not (np.all(np.isfinite(x_m)) and np.all(np.isfinite(y_m))):
+            raise ValueError("x_m and y_m must be finite")
+        if int(n_members) < 1:
+            raise ValueError(f"n_members must be >= 1, got {n_members}")
+        if not dt_s > 0:
+            raise ValueError(f"dt_s must be positive, got {dt_s}")
+        self.settings = settings
+        self.seed = int(seed)
+        self.dt_s = float(dt_s)
+        self.n_members = int(n_members)
+        self.n_cells = x_m.size
+        self._pid = purpose_id("forcing.perturb")
+        active = [k for k, s in enumerate(settings.stds) if s > 0]
+        self.active = tuple(VARIABLES[k] for k in active)
+        nv = len(active)
+        self._nv = nv
+        corr = settings.correlation_matrix()[np.ix_(active, active)]
+        self._chol = np.ascontiguousarray(np.linalg.cholesky(corr)) if nv else np.zeros((0, 0))
+        self._draw = np.array(active, np.int64)
+        phis, scales = zip(*(ar1_coefficients(self.dt_s, settings.taus_h[k] * 3600.0) for k in active),
+                           strict=True) if nv else ((), ())
+        self._phi = np.array(phis, float)
+        self._scale = np.array(scales, float)
+        c = settings.truncate_sigma
+        self._lo, self._hi = -c, c
+        kind, a, b = [], [], []
+        for k in active:
+            if _MULTIPLICATIVE[k]:
+                sig, _ = lognormal_parameters(settings.stds[k])
+                kind.append(1)
+                a.append(truncated_lognormal_mu(sig, c))
+                b.append(sig)
+            else:
+                kind.append(0)
+                a.append(0.0)
+                b.append(settings.stds[k])
+        self._kind = np.array(kind, np.int64)
+        self._a = np.array(a, float)
+        self._b = np.array(b, float)
+
+        # lattice geometry (anchored to the EASE-Grid 2.0 origin; rows count south)
+        h = settings.lattice_cells * M01.cell_m
+        self.lattice_m = h
+        sig_k = settings.corr_length_km * 1000.0 / math.sqrt(2.0)
+        nk = max(1, int(math.ceil(settings.kernel_radius * sig_k / h)))
+        offs = np.arange(-nk, nk + 1) * h
+        kern = np.exp(-0.5 * (offs / sig_k) ** 2)
+        self._kern = kern / math.sqrt(np.sum(kern**2))  # 1-D; 2-D = outer product, unit variance
+        self._nk = nk
+        fr = (M01.y0 - y_m) / h  # fractional lattice row
+        fc = (x_m - M01.x0) / h
+        r_abs = np.floor(fr).astype(np.int64)
+        c_abs = np.floor(fc).astype(np.int64)
+        self._row0, self._col0 = int(r_abs.min()), int(c_abs.min())
+        self._nr = int(r_abs.max()) - self._row0 + 2
+        self._nc = int(c_abs.max()) - self._col0 + 2
+        self._ir = (r_abs - self._row0).astype(np.int64)
+        self._ic = (c_abs - self._col0).astype(np.int64)
+        self._wr = fr - r_abs
+        self._wc = fc - c_abs
+        # exact variance of the bilinear interpolant, separable: v = vx * vy
+        r1 = float(np.sum(self._kern[:-1] * self._kern[1:]))  # lattice correlation at lag 1 (1-D)
+        vx = (1 - self._wc) ** 2 + self._wc**2 + 2 * r1 * self._wc * (1 - self._wc)
+        vy = (1 - self._wr) ** 2 + self._wr**2 + 2 * r1 * self._wr * (1 - self._wr)
+        self._norm = 1.0 / np.sqrt(vx * vy)
+        # buffers (allocated once)
+        nm = self.n_members
+        self._white = np.empty((self._nr + 2 * nk, self._nc + 2 * nk, nm, nv))
+        self._tmp = np.empty((self._nr + 2 * nk, self._nc, nm, nv))
+        self._innov = np.empty((self._nr, self._nc, nm, nv))
+        self._state = np.zeros((self._nr, self._nc, nm, nv))
+        self._step = None
+        self._fields = None
+        self._field_keys = None
+
+    # --- state ---------------------------------------------------------------------------
+    def lattice_index(self) -> np.ndarray:
+        """Global lattice index of every lattice point of the state, row-major (nr * nc,)."""
+        rows = np.arange(self._row0, self._row0 + self._nr, dtype=np.int64) + _LATTICE_OFFSET
+        cols = np.arange(self._col0, self._col0 + self._nc, dtype=np.int64) + _LATTICE_OFFSET
+        return (rows[:, None] * _LATTICE_NCOLS + cols[None, :]).ravel()
+
+    def get_state(self) -> dict:
+        """Restart state: {"step", "variables", "lattice_index" (p,), "values" (p, n_members, n_vars)}."""
+        return {
+            "step": -1 if self._step is None else int(self._step),
+            "variables": self.active,
+            "lattice_index": self.lattice_index(),
+            "values": self._state.reshape(-1, self.n_members, self._nv).copy(),
+        }
+
+    def set_state(self, state: dict) -> None:
+        """Restore a state from :meth:`get_state` (possibly of another domain split that covers ours)."""
+        try:
+            step, variables, idx, values = (state["step"], tuple(state["variables"]), np.asarray(state["lattice_index"]),
+                                            np.asarray(state["values"], float))
+        except KeyError as err:
+            raise ValueError(f"perturbation state lacks key {err}") from None
+        if variables != self.active:
+            raise ValueError(f"perturbation state has variables {variables}, expected {self.active}")
+        if values.ndim != 3 or values.shape[1:] != (self.n_members, self._nv) or values.shape[0] != idx.size:
+            raise ValueError(f"perturbation state values have shape {values.shape}, expected "
+                             f"({idx.size}, {self.n_members}, {self._nv})")
+        if int(step) < 0:
+            self._step = None
+            self._state[...] = 0.0
+            return
+        mine = self.lattice_index()
+        order = np.argsort(idx)
+        pos = np.searchsorted(idx[order], mine)
+        pos = np.clip(pos, 0, idx.size - 1)
+        found = idx[order][pos] == mine
+        if not np.all(found):
+            raise ValueError(f"perturbation state lacks {int((~found).sum())} of this domain's lattice points")
+        self._state[...] = values[order][pos].reshape(self._state.shape)
+        self._step = int(step)
+
+    # --- stepping --------------------------------------------------------------------------
+    def _innovation(self, step: int):
+        _white_and_mix(self.seed, self._pid, self._row0 - self._nk, self._col0 - self._nk, int(step), self._draw,
+                       self._chol, self._white)
+        _convolve(self._white, self._kern, self._tmp, self._innov)
+
+    def advance(self, step: int) -> None:
+        """Advance the AR(1) lattice state to ``step`` (the first call initialises it stationary)."""
+        step = int(step)
+        if self._nv == 0:
+            self._step = step
+            return
+        if self._step is None:
+            self._innovation(step)
+            self._state[...] = self._innov
+        elif step == self._step + 1:
+            self._innovation(step)
+            _ar1(self._state, self._innov, self._phi, self._scale)
+        elif step != self._step:
+            raise ValueError(f"perturbation steps must be consecutive: at step {self._step}, asked for {step}")
+        self._step = step
+
+    def standard_fields(self, step: int, out=None) -> np.ndarray:
+        """Unit-variance correlated fields (n_cells, n_members, n_active) at ``step`` (diagnostics, tests)."""
+        self.advance(step)
+        if out is None:
+            out = np.empty((self.n_cells, self.n_members, self._nv))
+        _cell_values(self._state, self._ir, self._ic, self._wr, self._wc, self._norm, out)
+        return out
+
+    def apply(self, step: int, forcing: dict) -> None:
+        """Perturb ``forcing`` in place at ``step``.
+
+        forcing: {name: (n_cells, n_members) float64}; the active variables present are perturbed
+        (multiplicative for precip and sw_down, additive for lw_down and t_air). Allocates nothing
+        after the first call with the same arrays.
+        """
+        self.advance(step)
+        keys = tuple(k for k in self.active if k in forcing)
+        if not keys:
+            return
+        arrays = tuple(forcing[k] for k in keys)
+        if self._fields is None or self._field_keys != keys or any(
+                a is not b for a, b in zip(arrays, self._arrays, strict=True)):
+            for k, arr in zip(keys, arrays, strict=True):
+                if (not isinstance(arr, np.ndarray) or arr.shape != (self.n_cells, self.n_members)
+                        or arr.dtype != np.float64 or not arr.flags.c_contiguous):
+                    raise ValueError(f"forcing[{k!r}] must be C-contiguous float64 of shape "
+                                     f"({self.n_cells}, {self.n_members})")
+            self._field_keys = keys
+            self._arrays = arrays
+            self._fields = nb.typed.List(arrays)
+            self._k_of_field = np.array([self.active.index(k) for k in keys], np.int64)
+        _apply_cells(self._state, self._ir, self._ic, self._wr, self._wc, self._norm, self._kind, self._a,
+                     self._b, self._lo, self._hi, self._fields, self._k_of_field)
+
