@@ -1,0 +1,76 @@
+"""Registry of the comparison (downscaling) operators: method name -> callable with one signature.
+
+Every operator maps the same inputs to the same 1 km output, so validation treats them alike:
+
+``downscale(method, *, sm_coarse, pixel_of_cell, lst, ndvi, elevation_m=None, tb_h=None, tb_v=None,
+history=None, **settings) -> (nrows, ncols) m3/m3 with NaN where no estimate``
+
+* ``sm_coarse`` (n_pix,) coarse soil moisture of the domain's coarse pixels at one time, m3/m3;
+* ``pixel_of_cell`` (nrows, ncols) int index into ``sm_coarse`` (-1 outside any pixel / not land);
+* ``lst`` (n_acq, nrows, ncols) or (nrows, ncols) 1 km land surface temperature, K, NaN gaps;
+* ``ndvi`` (nrows, ncols); ``elevation_m`` (nrows, ncols) m or None;
+* ``tb_h``, ``tb_v`` (n_pix,) coarse brightness temperatures, K, or None;
+* ``history``: :class:`assimilation.regression.CoarseHistory` (moving-window empirical operators);
+* ``settings``: the fields of the method's settings dataclass (unknown keys are errors).
+
+Methods:
+
+* ``dispatch`` -- :mod:`assimilation.dispatch` (Merlin et al. 2012; settings ``DispatchSettings``);
+* ``empirical`` -- linear regression, BEC SMOS L4 style (Piles et al. 2014;
+  :func:`assimilation.regression.downscale_linear`, ``RegressionSettings``);
+* ``random_forest`` -- :func:`assimilation.regression.downscale_random_forest` (``ForestSettings``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from assimilation import dispatch, regression
+
+METHODS = {
+    "dispatch": dispatch.downscale,
+    "empirical": regression.downscale_linear,
+    "random_forest": regression.downscale_random_forest,
+}
+
+SETTINGS = {
+    "dispatch": dispatch.DispatchSettings,
+    "empirical": regression.RegressionSettings,
+    "random_forest": regression.ForestSettings,
+}
+
+
+def get_method(name: str):
+    """The downscaling callable registered under ``name``; the error lists the valid names."""
+    try:
+        return METHODS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown downscaling method {name!r}; valid: {', '.join(METHODS)}") from None
+
+
+def settings_class(name: str):
+    """The settings dataclass of a method (for namelist validation)."""
+    get_method(name)
+    return SETTINGS[name]
+
+
+def downscale(method: str, *, sm_coarse, pixel_of_cell, lst, ndvi, elevation_m=None, tb_h=None, tb_v=None,
+              history=None, **settings):
+    """Downscale one coarse observation time with the named method; (nrows, ncols) m3/m3, NaN gaps."""
+    return get_method(method)(sm_coarse=sm_coarse, pixel_of_cell=pixel_of_cell, lst=lst, ndvi=ndvi,
+                              elevation_m=elevation_m, tb_h=tb_h, tb_v=tb_v, history=history, **settings)
+
+
+def pixel_of_cell_for(domain, grid_name: str = "M36"):
+    """Index of each 1 km cell of a Domain into the domain's coarse pixels of a nested grid.
+
+    Returns (pixel_of_cell (nrows, ncols) int64, -1 off land; rows (n_pix,), cols (n_pix,) the
+    global coarse-grid indices of the pixels, ordered row-major).
+    """
+    r, c = domain.parent(grid_name)
+    ncr, ncc = domain.coarse_shape(grid_name)
+    r0, c0 = r.min(), c.min()
+    local = (r - r0) * ncc + (c - c0)
+    pix = np.where(domain.land.ravel(), local, -1).reshape(domain.shape).astype(np.int64)
+    rr, cc = np.divmod(np.arange(ncr * ncc), ncc)
+    return pix, rr + r0, cc + c0
