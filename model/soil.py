@@ -1,0 +1,223 @@
+"""Soil hydraulic and thermal parameters per cell from sand and clay fractions.
+
+The land surface model (``model.lsm``) is the ISBA force-restore scheme, so its parameters come from
+the ISBA pedotransfer regressions of Noilhan & Planton (1989, doi:10.1175/1520-0493(1989)117<0536:ASPOLS>2.0.CO;2)
+and Noilhan & Mahfouf (1996, doi:10.1016/0921-8181(95)00043-7), with S and C the sand and clay
+fractions (0-1) and C% = 100 C::
+
+    wsat  = (-108 S + 494.305) 1e-3                 porosity, m3 m-3
+    wwilt = 37.1342e-3 C%^0.5                       wilting point, m3 m-3
+    wfc   = 89.0467e-3 C%^0.3496                    field capacity, m3 m-3
+    b     = 13.7 C + 3.501                          Clapp-Hornberger exponent (-)
+    C1sat = 5.58 C + 0.8488                         surface force coefficient at saturation (-)
+    C2ref = 13.815 C%^-0.954                        restore coefficient (-)
+    C3    = 5.327 C%^-1.043                         drainage coefficient (-)
+    a     = 0.73242 C%^-0.539,  p = 13.4 C + 3.4    equilibrium surface moisture (-)
+    CGsat = (-1.557 S - 1.441 C + 4.7021) 1e-6      soil thermal coefficient at saturation, K m2 J-1
+
+Saturated hydraulic conductivity and air-entry suction come from Cosby et al. (1984,
+doi:10.1029/WR020i006p00682), with %S, %C, %Si in percent::
+
+    b_cosby          = 3.10 + 0.157 %C - 0.003 %S
+    log10 psi_s(cm)  = 1.54 - 0.0095 %S + 0.0063 %Si
+    log10 Ks(in/h)   = -0.60 + 0.0126 %S - 0.0064 %C
+    theta_s          = (50.5 - 0.142 %S - 0.037 %C) / 100
+
+Ks sets the infiltration capacity of the model. The residual water content (the lower bound of
+both soil layers) is 0.1 wwilt by default. The clay percentage is floored at 0.5 % inside the power
+laws (a 0 % clay soil has no finite C2ref, C3 or a). Every parameter can be overridden per cell with a
+keyword (scalar or (n_cells,) array), e.g. ``soil_parameters(sand, clay, wsat=0.40, d2_m=1.5)``.
+
+Parameters that are not soil properties but belong to the same per-cell table: layer depths
+``d1_m`` (0.05 m, the L-band sensing depth) and ``d2_m`` (1.0 m, root zone), snow-free surface
+albedo ``albedo`` (0.20), emissivity ``emissivity`` (0.97), minimum stomatal resistance
+``rsmin_s_m`` (40 s m-1, crops), roughness lengths ``z0_soil_m`` (0.01 m) and ``z0_veg_m`` (0.10 m).
+"""
+
+import numpy as np
+
+# Order of the rows of SoilParameters.packed; model.lsm indexes the packed table with these.
+PARAMETER_NAMES = (
+    "sand", "clay", "wsat", "wwilt", "wfc", "wres", "b", "c1sat", "c2ref", "c3", "a", "p", "cgsat",
+    "ks_m_s", "psi_s_m", "d1_m", "d2_m", "albedo", "emissivity", "rsmin_s_m", "z0_soil_m", "z0_veg_m",
+)
+PARAMETER_UNITS = {
+    "sand": "1", "clay": "1", "wsat": "m3 m-3", "wwilt": "m3 m-3", "wfc": "m3 m-3", "wres": "m3 m-3",
+    "b": "1", "c1sat": "1", "c2ref": "1", "c3": "1", "a": "1", "p": "1", "cgsat": "K m2 J-1",
+    "ks_m_s": "m s-1", "psi_s_m": "m", "d1_m": "m", "d2_m": "m", "albedo": "1", "emissivity": "1",
+    "rsmin_s_m": "s m-1", "z0_soil_m": "m", "z0_veg_m": "m",
+}
+P = {name: i for i, name in enumerate(PARAMETER_NAMES)}
+
+_DEFAULTS = {"d1_m": 0.05, "d2_m": 1.0, "albedo": 0.20, "emissivity": 0.97, "rsmin_s_m": 40.0,
+             "z0_soil_m": 0.01, "z0_veg_m": 0.10}
+_IN_PER_H_TO_M_PER_S = 0.0254 / 3600.0
+
+
+def isba_pedotransfer(sand, clay):
+    """ISBA pedotransfer (Noilhan & Planton 1989; Noilhan & Mahfouf 1996).
+
+    Parameters
+    ----------
+    sand, clay : array_like
+        Sand and clay mass fractions (0-1), any shape.
+
+    Returns
+    -------
+    dict of ndarray
+        wsat, wwilt, wfc (m3 m-3), b, c1sat, c2ref, c3, a, p (-), cgsat (K m2 J-1).
+    """
+    s = np.asarray(sand, dtype=np.float64)
+    c = np.asarray(clay, dtype=np.float64)
+    cp = np.maximum(100.0 * c, 0.5)
+    return {
+        "wsat": (-108.0 * s + 494.305) * 1e-3,
+        "wwilt": 37.1342e-3 * np.sqrt(cp),
+        "wfc": 89.0467e-3 * cp**0.3496,
+        "b": 13.7 * c + 3.501,
+        "c1sat": 5.58 * c + 0.8488,
+        "c2ref": 13.815 * cp**-0.954,
+        "c3": 5.327 * cp**-1.043,
+        "a": 0.73242 * cp**-0.539,
+        "p": 13.4 * c + 3.4,
+        "cgsat": (-1.557 * s - 1.441 * c + 4.7021) * 1e-6,
+    }
+
+
+def cosby(sand, clay):
+    """Cosby et al. (1984) regressions.
+
+    Parameters
+    ----------
+    sand, clay : array_like
+        Sand and clay mass fractions (0-1); silt = 1 - sand - clay.
+
+    Returns
+    -------
+    dict of ndarray
+        b (-), psi_s_m (air-entry suction, m, positive), ks_m_s (m s-1), theta_s (m3 m-3).
+    """
+    s = 100.0 * np.asarray(sand, dtype=np.float64)
+    c = 100.0 * np.asarray(clay, dtype=np.float64)
+    si = 100.0 - s - c
+    return {
+        "b": 3.10 + 0.157 * c - 0.003 * s,
+        "psi_s_m": 0.01 * 10.0 ** (1.54 - 0.0095 * s + 0.0063 * si),
+        "ks_m_s": _IN_PER_H_TO_M_PER_S * 10.0 ** (-0.60 + 0.0126 * s - 0.0064 * c),
+        "theta_s": (50.5 - 0.142 * s - 0.037 * c) / 100.0,
+    }
+
+
+class SoilParameters:
+    """Per-cell parameter table of the land surface model.
+
+    Attributes are (n_cells,) float64 views into ``packed`` (shape (n_parameters, n_cells), rows in
+    ``PARAMETER_NAMES`` order), which is what the numba kernel receives.
+    """
+
+    def __init__(self, packed):
+        packed = np.ascontiguousarray(packed, dtype=np.float64)
+        if packed.ndim != 2 or packed.shape[0] != len(PARAMETER_NAMES):
+            raise ValueError(f"packed parameters must have shape ({len(PARAMETER_NAMES)}, n_cells), "
+                             f"got {packed.shape}")
+        self.packed = packed
+
+    @property
+    def n_cells(self):
+        return self.packed.shape[1]
+
+    def __getattr__(self, name):
+        if name in P:
+            return self.packed[P[name]]
+        raise AttributeError(name)
+
+    def __getitem__(self, name):
+        if name not in P:
+            raise KeyError(f"unknown soil parameter {name!r}; valid: {', '.join(PARAMETER_NAMES)}")
+        return self.packed[P[name]]
+
+    def to_dict(self):
+        """Copy of every parameter as a dict of (n_cells,) arrays."""
+        return {name: self.packed[i].copy() for i, name in enumerate(PARAMETER_NAMES)}
+
+    def subset(self, index):
+        """Parameters of a subset of cells (integer index or boolean mask over cells)."""
+        return SoilParameters(self.packed[:, index])
+
+
+def _check_range(name, value, lo, hi):
+    if not np.all(np.isfinite(value)):
+        raise ValueError(f"soil parameter {name!r} has non-finite values")
+    if np.any(value < lo) or np.any(value > hi):
+        raise ValueError(f"soil parameter {name!r} outside [{lo}, {hi}]: "
+                         f"min {np.min(value):.6g}, max {np.max(value):.6g}")
+
+
+def soil_parameters(sand, clay, **overrides):
+    """Per-cell parameters of the land surface model from sand and clay fractions.
+
+    Parameters
+    ----------
+    sand, clay : array_like, shape (n_cells,)
+        Sand and clay mass fractions, 0-1, sand + clay <= 1.
+    **overrides : float or array_like (n_cells,)
+        Replace any parameter of ``PARAMETER_NAMES`` (units in ``PARAMETER_UNITS``) for all or
+        individual cells.
+
+    Returns
+    -------
+    SoilParameters
+        Attribute and item access give (n_cells,) arrays; ``packed`` is the (n_parameters, n_cells)
+        table the kernel uses.
+
+    Raises
+    ------
+    ValueError
+        Bad shapes, fractions outside [0, 1], unknown override names, or inconsistent moisture
+        constants (the model needs 0 < wres < wwilt < wfc < wsat < 1).
+    """
+    sand = np.atleast_1d(np.asarray(sand, dtype=np.float64))
+    clay = np.atleast_1d(np.asarray(clay, dtype=np.float64))
+    if sand.ndim != 1 or sand.shape != clay.shape:
+        raise ValueError(f"sand and clay must be 1-D arrays of equal shape (n_cells,), got {sand.shape} "
+                         f"and {clay.shape}")
+    _check_range("sand", sand, 0.0, 1.0)
+    _check_range("clay", clay, 0.0, 1.0)
+    if np.any(sand + clay > 1.0 + 1e-12):
+        raise ValueError("sand + clay must not exceed 1")
+    unknown = sorted(set(overrides) - set(PARAMETER_NAMES))
+    if unknown:
+        raise ValueError(f"unknown soil parameter override(s) {unknown}; valid: {', '.join(PARAMETER_NAMES)}")
+    n = sand.size
+    values = {"sand": sand, "clay": clay}
+    values.update(isba_pedotransfer(sand, clay))
+    cos = cosby(sand, clay)
+    values["ks_m_s"] = cos["ks_m_s"]
+    values["psi_s_m"] = cos["psi_s_m"]
+    values["wres"] = 0.1 * values["wwilt"]
+    for key, val in _DEFAULTS.items():
+        values[key] = np.full(n, val)
+    for key, val in overrides.items():
+        arr = np.asarray(val, dtype=np.float64)
+        if arr.ndim == 0:
+            arr = np.full(n, float(arr))
+        if arr.shape != (n,):
+            raise ValueError(f"override {key!r} must be a scalar or shape ({n},), got {arr.shape}")
+        values[key] = arr
+    packed = np.empty((len(PARAMETER_NAMES), n))
+    for i, name in enumerate(PARAMETER_NAMES):
+        packed[i] = values[name]
+    params = SoilParameters(packed)
+    _check_range("wsat", params.wsat, 0.05, 0.95)
+    for lo, hi in (("wres", "wwilt"), ("wwilt", "wfc"), ("wfc", "wsat")):
+        if np.any(params[lo] <= 0) or np.any(params[lo] >= params[hi]):
+            raise ValueError(f"soil parameters need 0 < {lo} < {hi} in every cell")
+    for name in ("b", "c1sat", "c2ref", "c3", "a", "p", "cgsat", "ks_m_s", "d1_m", "rsmin_s_m",
+                 "z0_soil_m", "z0_veg_m"):
+        _check_range(name, params[name], 1e-12, np.inf)
+    _check_range("d2_m", params.d2_m, 0.1, 10.0)
+    if np.any(params.d1_m >= params.d2_m):
+        raise ValueError("d1_m must be smaller than d2_m")
+    _check_range("albedo", params.albedo, 0.0, 1.0)
+    _check_range("emissivity", params.emissivity, 0.5, 1.0)
+    return params
