@@ -241,7 +241,7 @@ def write_csv(stations, path) -> Path:
                                   "depth_from_m": s.depth_from, "depth_to_m": s.depth_to, "time": t,
                                   "soil_moisture": s.sm.to_numpy(), "flag": "G"}))
     path = Path(path)
-    pd.concat(rows, ignore_index=True).to_csv(path, index=False, float_format="%.6g")
+    pd.concat(rows, ignore_index=True).to_csv(path, index=False, float_format="%.10g")
     return path
 
 
