@@ -3,7 +3,9 @@
 Domain. A request gives a lat/lon box ``bbox = (lat_min, lat_max, lon_min, lon_max)`` (degrees) or an
 EASE-Grid 2.0 box ``xy_bbox = (x_min, x_max, y_min, y_max)`` (EPSG:6933, m), plus a halo (km). EPSG:6933 is
 cylindrical (x depends on longitude only, y on latitude only), so a lat/lon box is exactly an x/y
-rectangle; the halo widens it by ``halo_km`` on every side. An observation belongs to the domain when its
+rectangle; the halo widens it by ``halo_km`` projected EASE-Grid kilometres on every side (ground
+distance equals projected distance at 30 deg latitude; north-south it is longer towards the poles).
+An observation belongs to the domain when its
 centre (x, y) lies inside the widened rectangle. Boxes crossing the antimeridian are not supported.
 
 Period. ``start <= time < end`` (UTC, ``datetime64``); ``None`` leaves that side open.
