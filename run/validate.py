@@ -346,7 +346,7 @@ def _figure(w, h):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(w, h), dpi=100)
+    fig = Figure(figsize=(w, h), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
@@ -361,7 +361,10 @@ def write_figures(fig_dir, table, pairs_all, series_all, stations) -> list:
     fig_dir.mkdir(parents=True, exist_ok=True)
     written = []
     by_key = {s.key: s for s in stations}
+    validated = {key for key, _ in pairs_all}
     for key, prods in series_all.items():
+        if key not in validated:
+            continue
         st = by_key[key]
         fig = _figure(10, 3.5)
         ax = fig.add_subplot()

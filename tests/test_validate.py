@@ -12,7 +12,7 @@ import xarray as xr
 from model.grid import Domain
 from run import metrics as mt
 from run.insitu import Station, load_stations
-from run.validate import ValidationSettings, main, match_times, open_product, validate
+from run.validate import Product, ValidationSettings, main, match_times, open_product, validate
 
 DATA = Path(os.environ.get("SMDA_SAMPLE_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 REMEDHUS = DATA / "ismn" / "REMEDHUS_header_values_2005-2007"
@@ -24,7 +24,7 @@ TIMES = pd.date_range("2005-06-01 06:00", "2006-05-31 06:00", freq="D")
 def _write_product(path, dom, field, name):
     lat, lon = dom.latlon()
     ds = xr.Dataset(
-        {"sm_surface": (("time", "y", "x"), field, {"units": "m3/m3", "standard_name": "volume_fraction_of_condensed_water_in_soil"}),
+        {"sm_surface": (("time", "y", "x"), field, {"units": "m3/m3"}),
          "lat": (("y", "x"), lat, {"units": "degrees_north"}), "lon": (("y", "x"), lon, {"units": "degrees_east"})},
         coords={"time": TIMES.to_numpy(), "x": dom.x, "y": dom.y}, attrs={"product": name, "Conventions": "CF-1.8"})
     ds.to_netcdf(path)
@@ -38,7 +38,7 @@ def _products(tmp_path, stations, dom):
     fields = {k: np.full(shape, 0.25) for k in ("analysis", "openloop", "satellite")}
     utc = TIMES.tz_localize("UTC")
     for st in stations:
-        prod = open_product.__globals__["Product"]("t", Path("."), None, utc, dom.x, dom.y)
+        prod = Product("t", Path("."), None, utc, dom.x, dom.y)
         cell = prod.cell(st.lat, st.lon)
         if cell is None:
             continue
