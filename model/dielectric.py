@@ -118,16 +118,14 @@ def mironov_eps(mv, nd, kd, mvt, nb1, kb, nu1, ku):
 
     Returns (eps_real, eps_imag, d eps_real / d mv, d eps_imag / d mv).
     """
-    if mv <= mvt:
-        nm = nd + nb1 * mv
-        km = kd + kb * mv
-        dn = nb1
-        dk = kb
-    else:
-        nm = nd + nb1 * mvt + nu1 * (mv - mvt)
-        km = kd + kb * mvt + ku * (mv - mvt)
-        dn = nu1
-        dk = ku
+    # branch-free form (min/max and selects), so the member loop does not mispredict around mvt
+    mv_b = min(mv, mvt)
+    mv_u = max(mv - mvt, 0.0)
+    nm = nd + nb1 * mv_b + nu1 * mv_u
+    km = kd + kb * mv_b + ku * mv_u
+    bound = mv <= mvt
+    dn = nb1 if bound else nu1
+    dk = kb if bound else ku
     return nm * nm - km * km, 2.0 * nm * km, 2.0 * (nm * dn - km * dk), 2.0 * (dn * km + nm * dk)
 
 

@@ -116,21 +116,23 @@ def fresnel(er, ei, der, dei, cos_t):
     """
     a = er - (1.0 - cos_t * cos_t)
     m = math.sqrt(a * a + ei * ei)
-    p = math.sqrt(0.5 * (m + a))
-    q = math.sqrt(0.5 * (m - a))
+    p = math.sqrt(0.5 * (m + a))  # > 0 because eps' > 1 >= sin^2 t
+    q = 0.5 * ei / p
     # p^2 - q^2 = a, 2 p q = ei  =>  dp, dq (stable also for ei -> 0)
-    dp = (p * der + q * dei) / (2.0 * m)
-    dq = (p * dei - q * der) / (2.0 * m)
+    half_inv_m = 0.5 / m
+    dp = (p * der + q * dei) * half_inv_m
+    dq = (p * dei - q * der) * half_inv_m
     c = cos_t
     # H
     hm = c - p
     hp = c + p
     nh = hm * hm + q * q
     dh = hp * hp + q * q
-    rh = nh / dh
+    inv_dh = 1.0 / dh
+    rh = nh * inv_dh
     dnh = -2.0 * hm * dp + 2.0 * q * dq
     ddh = 2.0 * hp * dp + 2.0 * q * dq
-    drh = (dnh - rh * ddh) / dh
+    drh = (dnh - rh * ddh) * inv_dh
     # V
     xr_m = er * c - p
     xi_m = ei * c - q
@@ -138,10 +140,11 @@ def fresnel(er, ei, der, dei, cos_t):
     xi_p = ei * c + q
     nv = xr_m * xr_m + xi_m * xi_m
     dv = xr_p * xr_p + xi_p * xi_p
-    rv = nv / dv
+    inv_dv = 1.0 / dv
+    rv = nv * inv_dv
     dnv = 2.0 * xr_m * (c * der - dp) + 2.0 * xi_m * (c * dei - dq)
     ddv = 2.0 * xr_p * (c * der + dp) + 2.0 * xi_p * (c * dei + dq)
-    drv = (dnv - rv * ddv) / dv
+    drv = (dnv - rv * ddv) * inv_dv
     return rh, rv, drh, drv
 
 
@@ -182,6 +185,17 @@ def atmosphere_terms(elevation_km, t_air, cos_t):
     return g, tb_up, tb_up + COSMIC_TB * g
 
 
+@nb.njit(inline="always", **_JIT)
+def _cos_pow(c, n):
+    if n == 2.0:
+        return c * c
+    if n == 0.0:
+        return 1.0
+    if n == 1.0:
+        return c
+    return c**n
+
+
 # ----------------------------------------------------------------------------------------------------
 # vectorised kernel: cells x members x angles
 # ----------------------------------------------------------------------------------------------------
@@ -217,13 +231,18 @@ def tb_kernel(sm, t_surf, t_deep, t_can, vwc, clay, sand, bulk_density, cos_t, h
         for k in range(n_ang):
             c = cos_t[i, k]
             inv_c = 1.0 / c
-            rough_h = math.exp(-hi * c ** n_h[i])
-            rough_v = math.exp(-hi * c ** n_v[i])
+            rough_h = math.exp(-hi * _cos_pow(c, n_h[i])) if hi != 0.0 else 1.0
+            if n_v[i] == n_h[i]:
+                rough_v = rough_h
+            else:
+                rough_v = math.exp(-hi * _cos_pow(c, n_v[i]))
             g_atm = 1.0
             tb_up = 0.0
             tb_down = 0.0
             if with_atm:
                 g_atm, tb_up, tb_down = atmosphere_terms(elevation_km[i], t_air[i], c)
+            vwc_prev = -1.0
+            gamma = 1.0
             for j in range(n_members):
                 mv = sm[i, j]
                 if dielectric_id == 0:
@@ -235,7 +254,9 @@ def tb_kernel(sm, t_surf, t_deep, t_can, vwc, clay, sand, bulk_density, cos_t, h
                 rh = ((1.0 - qi) * rhs + qi * rvs) * rough_h
                 rv = ((1.0 - qi) * rvs + qi * rhs) * rough_v
                 teff, dteff = effective_temperature(t_surf[i, j], t_deep[i, j], mv, teff_id)
-                gamma = math.exp(-bi * vwc[i, j] * inv_c)
+                if vwc[i, j] != vwc_prev:  # VWC is usually per cell: one exp per cell and angle
+                    vwc_prev = vwc[i, j]
+                    gamma = math.exp(-bi * vwc_prev * inv_c)
                 tbh, dtbh_dr = tau_omega(teff, t_can[i, j], rh, gamma, om)
                 tbv, dtbv_dr = tau_omega(teff, t_can[i, j], rv, gamma, om)
                 if with_atm:
