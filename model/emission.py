@@ -220,10 +220,13 @@ def tb_kernel(sm, t_surf, t_deep, t_can, vwc, clay, sand, bulk_density, cos_t, h
     """
     n_cells, n_members = sm.shape
     n_ang = cos_t.shape[1]
+    nd = kd = mvt = nb1 = kb = nu1 = ku = 0.0
+    clay_prev = -1.0
     for i in range(n_cells):
-        nd = kd = mvt = nb1 = kb = nu1 = ku = 0.0
-        if dielectric_id == 0:
-            nd, kd, mvt, nb1, kb, nu1, ku = mironov_coefficients(clay[i], freq_hz)
+        # soil maps are often piecewise constant: recompute the Debye terms only when clay changes
+        if dielectric_id == 0 and clay[i] != clay_prev:
+            clay_prev = clay[i]
+            nd, kd, mvt, nb1, kb, nu1, ku = mironov_coefficients(clay_prev, freq_hz)
         hi = h[i]
         qi = q[i]
         om = omega[i]

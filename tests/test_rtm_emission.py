@@ -259,3 +259,16 @@ def test_igbp_tables_and_overrides():
         igbp_parameters(cls, overrides={"tau": 0.1})
     with pytest.raises(ValueError, match="omega must be within"):
         igbp_parameters(cls, overrides={"omega": 2.0})
+
+
+@pytest.mark.parametrize("dielectric", ["mironov", "peplinski"])
+def test_cells_are_independent_of_neighbours(dielectric):
+    # the kernel reuses per-cell dielectric terms when clay repeats; results must equal one-cell calls
+    clay = np.array([0.1, 0.1, 0.3, 0.1, 0.45])
+    sm = np.linspace(0.05, 0.4, 10).reshape(5, 2)
+    kw = dict(h=0.1, omega=0.05, b=0.1, dielectric=dielectric)
+    tbh, tbv = brightness_temperature(sm, 295.0, 290.0, 296.0, 1.0, clay, 0.3, 1.4, 40.0, **kw)
+    for i in range(5):
+        eh, ev = brightness_temperature(sm[i:i + 1], 295.0, 290.0, 296.0, 1.0, clay[i], 0.3, 1.4, 40.0, **kw)
+        np.testing.assert_array_equal(tbh[i], eh[0])
+        np.testing.assert_array_equal(tbv[i], ev[0])
