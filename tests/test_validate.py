@@ -3,6 +3,7 @@
 import os
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -156,6 +157,12 @@ def test_main_on_an_output_folder_with_csv_stations(tmp_path):
     assert not (tmp_path / "v" / "figures").exists()
     with pytest.raises(ValueError, match="no product files"):
         main(tmp_path / "v", csv, tmp_path / "v2")
+    # called by the CLI with a loaded namelist: output.dir and the validation section
+    nl = SimpleNamespace(output=SimpleNamespace(dir=outputs),
+                         validation=SimpleNamespace(insitu=csv, depth_m=(0.0, 0.05), window_h=1.0, min_samples=400))
+    df2 = main(nl, insitu=None)
+    assert df2.empty and "too few collocated samples" in df2.attrs["skipped"]["reason"].iloc[0]
+    assert (outputs / "validation" / "validation_report.md").exists()
 
 
 def test_match_times_nearest_and_daily():
