@@ -48,7 +48,8 @@ Energy (force-restore)::
     H  = rho_a cp CH V (Ts - T_a),   LE = Lv (Eg + Ei + Etr) + Ls Es
     1/CT = (1-fveg)/CG + fveg/Cv,  CG = CGsat (wsat/w2)^(b / (2 ln 10)),  Cv = 2e-5 K m2 J-1
 
-Ts is advanced by backward Euler with Rn - H - LE linearised about the old Ts; T2 then implicitly.
+Ts is advanced by backward Euler with Rn - H - LE linearised about the old Ts (qsat(Ts) too, and the
+water fluxes use the same linearised qsat, so latent heat and evaporation agree); T2 then implicitly.
 The ground heat diagnostic is the residual G = Rn - H - LE with the new Ts (heat into skin and soil).
 
 Diagnostics: ``frozen`` where t_skin or t_deep < 273.15 K (no soil freezing physics; the flag tells the
@@ -208,6 +209,7 @@ def _step_kernel(x, precip, sw_down, lw_down, t_air, q_air, p_surf, wind, par, f
         drain_frac = 1.0 - math.exp(-c3 * dt / TAU_S)
         c1exp = 0.5 * b + 1.0
         cgexp = b / (2.0 * math.log(10.0))
+        log_wsat = math.log(wsat)
         for j in range(n_mem):
             wg = x[i, 0, j]
             w2 = x[i, 1, j]
@@ -243,7 +245,7 @@ def _step_kernel(x, precip, sw_down, lw_down, t_air, q_air, p_surf, wind, par, f
                 hu = 0.5 * (1.0 - math.cos(math.pi * wg / wfc))
             else:
                 hu = 1.0
-            if wrmax > 0.0:
+            if wrmax > 0.0 and wr > 0.0:
                 delta = (min(wr, wrmax) / wrmax) ** (2.0 / 3.0)
             else:
                 delta = 0.0
@@ -271,12 +273,13 @@ def _step_kernel(x, precip, sw_down, lw_down, t_air, q_air, p_surf, wind, par, f
             le0 = LV * (eg0 + fvs * (delta + tr_fac) * ep0) + LS * psn * ep0
             dle = rchv * dq0 * (LV * (fbare * hu + fvs * (delta + tr_fac)) + LS * psn)
             kcoef = 4.0 * emis * SIGMA * ts3 + rho_a * CP_AIR * chv + dle
-            cg = cgsat * (wsat / max(w2, wres)) ** cgexp
+            lw2 = log_wsat - math.log(max(w2, wres))  # ln(wsat / w2)
+            cg = cgsat * math.exp(cgexp * lw2)
             ct = 1.0 / ((1.0 - veg) / cg + veg / CV_VEG)
             ts1 = ts + dt * (ct * (rn0 - h0 - le0) - omega * (ts - t2)) / (1.0 + dt * (ct * kcoef + omega))
             t21 = (t2 + decay_t2 * ts1) / (1.0 + decay_t2)
             # ---- water fluxes at the new skin temperature
-            q1, dq1 = _qsat(ts1, ps)
+            q1 = q0 + dq0 * (ts1 - ts)  # the linearisation used by the energy balance
             ep = rchv * (q1 - qa)
             # snow: snowfall, sublimation / deposition, degree-day melt
             swe1 = swe + snowfall * dt
@@ -341,11 +344,14 @@ def _step_kernel(x, precip, sw_down, lw_down, t_air, q_air, p_surf, wind, par, f
                 drain = dw * rhod2 / dt
                 w21 -= dw
             # surface layer: force term explicit, restore term implicit
-            c1 = c1sat * (wsat / max(wg, wwilt)) ** c1exp
+            c1 = c1sat * math.exp(c1exp * (log_wsat - math.log(max(wg, wwilt))))
             c2 = c2ref * w21 / (wsat - w21 + 0.001)
             xr = w21 / wsat
-            xp = xr ** p_eq
-            wgeq = wsat * (xr - a_eq * xp * (1.0 - xp ** 8.0))
+            xp = math.exp(p_eq * (math.log(w21) - log_wsat))
+            xp8 = xp * xp
+            xp8 = xp8 * xp8
+            xp8 = xp8 * xp8
+            wgeq = wsat * (xr - a_eq * xp * (1.0 - xp8))
             wgeq = max(wgeq, wres)
             k2 = dt * c2 / TAU_S
             wg1 = (wg + dt * c1 / (RHO_W * d1) * (infil - eg) + k2 * wgeq) / (1.0 + k2)
@@ -461,3 +467,28 @@ WATER_LOSSES = ("evaporation", "transpiration", "interception_loss", "surface_ru
 assert all(k in F for k in WATER_LOSSES)
 assert V["sm_surface"] == 0 and V["sm_rootzone"] == 1 and V["t_skin"] == 2 and V["t_deep"] == 3 \
     and V["swe"] == 4 and V["canopy_water"] == 5
+
+
+def priestley_taylor(t_k, available_energy_w_m2, p_pa, theta=None, theta_wp=None, theta_fc=None, alpha=1.26):
+    """Priestley & Taylor (1972, doi:10.1175/1520-0493(1972)100<0081:OTAOSH>2.3.CO;2) evaporation.
+
+    A reference formula for comparisons and checks, not used by ``step``::
+
+        E = beta alpha Delta/(Delta + gamma) (Rn - G)/lambda,  beta = clip((theta - wp)/(fc - wp), 0, 1)
+
+    with FAO-56 Delta = 4098 es/(T + 237.3)^2 (es = 0.6108 exp(17.27 T/(T + 237.3)) kPa, T in C),
+    gamma = 0.665e-3 p (kPa) and lambda = 2.45 MJ kg-1.
+
+    Returns
+    -------
+    le_w_m2, e_kg_m2_s : latent heat flux (W m-2) and evaporation (kg m-2 s-1), array-like as inputs.
+    """
+    t_c = np.asarray(t_k, dtype=np.float64) - T_FREEZE
+    es = 0.6108 * np.exp(17.27 * t_c / (t_c + 237.3))
+    delta = 4098.0 * es / (t_c + 237.3) ** 2
+    gamma = 0.665e-3 * np.asarray(p_pa, dtype=np.float64) / 1000.0
+    beta = 1.0
+    if theta is not None:
+        beta = np.clip((np.asarray(theta) - theta_wp) / (np.asarray(theta_fc) - theta_wp), 0.0, 1.0)
+    le = beta * alpha * delta / (delta + gamma) * np.asarray(available_energy_w_m2, dtype=np.float64)
+    return le, le / 2.45e6

@@ -10,10 +10,11 @@ members, and returns daily state means and accumulated fluxes; it is used by the
 the figure script.
 """
 
+import numba as nb
 import numpy as np
 
 from model import lsm, soil
-from model.state import State, water_storage
+from model.state import State, V, water_storage
 
 
 def specific_humidity(t_k, rh_percent, p_pa):
@@ -97,37 +98,60 @@ def run_site(met, sand, clay, fveg, lai, n_members=1, sm0=0.30, t0=None, daily=T
     fveg = np.asarray(fveg, dtype=np.float64)
     lai = np.asarray(lai, dtype=np.float64)
     if fveg.ndim == 2:
-        fveg = np.ascontiguousarray(np.broadcast_to(fveg, (fveg.shape[0], n_cells)))
+        fveg = np.broadcast_to(fveg, (fveg.shape[0], n_cells))
     if lai.ndim == 2:
-        lai = np.ascontiguousarray(np.broadcast_to(lai, (lai.shape[0], n_cells)))
+        lai = np.broadcast_to(lai, (lai.shape[0], n_cells))
     per_step = 86400 // int(dt) if daily else 1
     n_out = n_steps // per_step
-    out_state = {name: np.zeros((n_out, n_cells, n_members)) for name in ("sm_surface", "sm_rootzone",
-                                                                          "t_skin", "t_deep", "swe")}
+    if fveg.ndim == 1:
+        fveg = np.broadcast_to(fveg, (n_steps, n_cells))
+    if lai.ndim == 1:
+        lai = np.broadcast_to(lai, (n_steps, n_cells))
+    fveg = np.ascontiguousarray(fveg)
+    lai = np.ascontiguousarray(lai)
+    if fveg.shape != (n_steps, n_cells) or lai.shape != (n_steps, n_cells):
+        raise ValueError(f"fveg and lai must be ({n_cells},) or ({n_steps}, {n_cells}), got {fveg.shape}, {lai.shape}")
+    met_table = np.ascontiguousarray(np.stack([np.asarray(met[name], dtype=np.float64) for name in lsm.FORCING]))
+    out_names = ("sm_surface", "sm_rootzone", "t_skin", "t_deep", "swe")
     cum_names = lsm.WATER_LOSSES + ("precip",)
-    cum = {name: np.zeros((n_out, n_cells, n_members)) for name in cum_names}
-    total = {name: np.zeros((n_cells, n_members)) for name in lsm.FLUXES}
+    loss_idx = np.array([lsm.F[name] for name in lsm.WATER_LOSSES])
+    out = np.zeros((n_out, n_cells, len(V), n_members))
+    cum = np.zeros((n_out, len(cum_names), n_cells, n_members))
+    total = np.zeros_like(fluxes.data)
     precip_sum = np.zeros((n_cells, n_members))
+    scratch = np.empty((len(lsm.FORCING), n_cells, n_members))
     storage0 = water_storage(state, params).copy()
-    forcing = {k: np.empty((n_cells, n_members)) for k in lsm.FORCING}
-    for k in range(n_out * per_step):
-        for name in lsm.FORCING:
-            forcing[name][...] = met[name][k]
-        veg = {"fveg": fveg[k] if fveg.ndim == 2 else fveg, "lai": lai[k] if lai.ndim == 2 else lai}
-        lsm.step(state, forcing, params, veg, dt, fluxes)
-        precip_sum += forcing["precip"] * dt
-        for name in lsm.FLUXES:
-            total[name] += fluxes[name] * dt
-        o = k // per_step
-        for name in out_state:
-            out_state[name][o] += state[name] / per_step
-        if (k + 1) % per_step == 0:
-            for name in lsm.WATER_LOSSES:
-                cum[name][o] = total[name]
-            cum["precip"][o] = precip_sum
-    return {"state": out_state, "flux_sum": total, "cum": cum, "storage0": storage0,
-            "storage1": water_storage(state, params), "precip_sum": precip_sum, "params": params,
-            "time": met["time"][per_step - 1::per_step][:n_out]}
+    _run_series(state.data, met_table, params.packed, fveg, lai, dt, per_step, n_out, scratch,
+                fluxes.data, fluxes.flags, total, precip_sum, out, cum, loss_idx)
+    return {"state": {name: out[:, :, V[name], :] for name in out_names},
+            "flux_sum": {name: total[m] for m, name in enumerate(lsm.FLUXES)},
+            "cum": {name: cum[:, m] for m, name in enumerate(cum_names)},
+            "storage0": storage0, "storage1": water_storage(state, params), "precip_sum": precip_sum,
+            "params": params, "time": met["time"][per_step - 1::per_step][:n_out]}
+
+
+@nb.njit(cache=True)
+def _run_series(x, met, par, fveg, lai, dt, per_step, n_out, scratch, flux, flags, total, precip_sum, out,
+                cum, loss_idx):
+    """Time loop of ``run_site``: the same weather (met (n_forcing, n_steps)) for every cell and member."""
+    n_cells, n_vars, n_mem = x.shape
+    for o in range(n_out):
+        for s in range(per_step):
+            k = o * per_step + s
+            for f in range(met.shape[0]):
+                scratch[f, :, :] = met[f, k]
+            lsm._step_kernel(x, scratch[0], scratch[1], scratch[2], scratch[3], scratch[4], scratch[5],
+                             scratch[6], par, fveg[k], lai[k], dt, flux, flags)
+            for i in range(n_cells):
+                for j in range(n_mem):
+                    precip_sum[i, j] += scratch[0, i, j] * dt
+                    for f in range(flux.shape[0]):
+                        total[f, i, j] += flux[f, i, j] * dt
+                    for v in range(n_vars):
+                        out[o, i, v, j] += x[i, v, j] / per_step
+        for m in range(loss_idx.size):
+            cum[o, m] = total[loss_idx[m]]
+        cum[o, loss_idx.size] = precip_sum
 
 
 def crop_phenology(time, fveg_max=0.85, lai_max=4.0):
