@@ -58,10 +58,10 @@ def read(product: str, paths, *, bbox=None, xy_bbox=None, halo_km: float = 50.0,
     paths : list of file paths (or one path).
     bbox : (lat_min, lat_max, lon_min, lon_max) in degrees, or ``xy_bbox`` (x_min, x_max, y_min, y_max) in
         EPSG:6933 m; None for no spatial subsetting.
-    halo_km : widening of the box on every side (km).
+    halo_km : widening of the box on every side (projected EASE-Grid km).
     start, end : period [start, end) as ``numpy.datetime64`` (UTC); None leaves that side open.
-    kind : "tb" or "sm"; None takes the product's default (sm for L3 SM products, tb otherwise... see
-        the reader signatures).
+    kind : "tb" or "sm"; None takes the product's default: "sm" for smap_l3_sm_p, smap_l3_sm_p_e,
+        smos_l3_sm and smos_l2_sm, "tb" for smap_l1c_tb, smap_l2_sm_p and smos_l3_tb.
     error_std : observation error std (K for TB, m3/m3 for SM); None uses SCIENCE.md section 4 (4 K, 0.04).
     product_options : passed to the reader; unknown options are an error naming the valid ones.
     """
