@@ -174,7 +174,9 @@ class FootprintOperator:
         local_cells = local_cells.astype(np.int64)
         if local_cells.size and (local_cells.min() < 0 or local_cells.max() >= domain.n_cells):
             raise ValueError(f"local_cells must lie in [0, {domain.n_cells}) (domain cells)")
-        if np.unique(local_cells).size != local_cells.size:
+        seen = np.zeros(domain.n_cells, np.bool_)
+        seen[local_cells] = True
+        if np.count_nonzero(seen) != local_cells.size:
             raise ValueError("local_cells contains duplicates")
         if not np.isfinite(search_fov) or search_fov <= 0:
             raise ValueError(f"search_fov must be > 0 (FOV units), got {search_fov}")
@@ -374,6 +376,8 @@ def _gauss_csr(ox, oy, fov_m, search, domain, pos):
 
 def _merge_rows(n_obs, parts):
     """Assemble CSR rows of observation subsets (obs_index, indptr, cell, weight) in obs order."""
+    if len(parts) == 1 and parts[0][0].size == n_obs:  # one kind: rows already in obs order
+        return parts[0][1:]
     row_len = np.zeros(n_obs, np.int64)
     for idx, ip, _, _ in parts:
         row_len[idx] = np.diff(ip)
