@@ -85,7 +85,8 @@ def _debye_refractive(e_static, tau, sigma, freq_hz):
     er = EPS_INF + (e_static - EPS_INF) / den
     ei = (e_static - EPS_INF) * wt / den + sigma / (2.0 * math.pi * freq_hz * EPS0)
     mod = math.sqrt(er * er + ei * ei)
-    return math.sqrt(0.5 * (mod + er)), math.sqrt(0.5 * (mod - er))
+    n = math.sqrt(0.5 * (mod + er))
+    return n, 0.5 * ei / n  # k = sqrt((mod - er)/2) = ei / (2 n), one square root fewer
 
 
 @nb.njit(**_JIT)

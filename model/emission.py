@@ -22,7 +22,9 @@ Effective soil temperature::
     Teff = Tdeep + C (Tsurf - Tdeep)
     Choudhury et al. (1982), doi:10.1029/JC087iC02p01301:  C = 0.246
     Wigneron et al. (2001), doi:10.1016/S0034-4257(01)00240-9:  C = (w/w0)^bw0, w0 = bw0 = 0.3,
-        bounded to [0.001, 1] (so Teff stays between Tdeep and Tsurf)
+        bounded to [0.001, 1] (so Teff stays between Tdeep and Tsurf). With Wigneron and Tsurf > Tdeep,
+        Teff rises with SM, so in very dry soil TB can increase with SM (dTB/dSM > 0); the derivative
+        returned by the kernel includes this term.
 
 Optional atmosphere (Pellarin et al. 2003, doi:10.1109/TGRS.2003.811692), Z elevation (km), Tair (K)::
 
