@@ -233,7 +233,7 @@ class RegressionSettings:
 class ForestSettings:
     """Random-forest operator settings (scikit-learn RandomForestRegressor; few shallow trees)."""
 
-    n_estimators: int = 20
+    n_estimators: int = 10
     max_depth: int = 8
     min_samples_leaf: int = 2
     random_state: int = 0
