@@ -1,0 +1,68 @@
+"""Solar geometry: declination, equation of time, cosine of the solar zenith angle.
+
+Spencer (1971) Fourier series for declination delta and equation of time E (radians, gamma the
+fractional-year angle 2 pi (doy - 1 + (hour - 12)/24)/365)::
+
+    cos Z = sin(lat) sin(delta) + cos(lat) cos(delta) cos(h),  h = pi/12 (t_utc + lon/15 + E/(2 pi/24 ... ) - 12)
+
+Top-of-atmosphere irradiance ``S0 (1 + 0.033 cos(2 pi doy/365)) max(cos Z, 0)``, S0 = 1361 W m-2
+(Kopp & Lean 2011, doi:10.1029/2010GL045777).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+SOLAR_CONSTANT = 1361.0  # W m-2
+
+
+@nb.njit(cache=True)
+def cos_zenith(doy, hour_utc, lat_deg, lon_deg):
+    """Cosine of the solar zenith angle (may be negative at night); doy 1-366, hour_utc in [0, 24)."""
+    g = 2.0 * math.pi / 365.0 * (doy - 1.0 + (hour_utc - 12.0) / 24.0)
+    decl = (0.006918 - 0.399912 * math.cos(g) + 0.070257 * math.sin(g) - 0.006758 * math.cos(2 * g)
+            + 0.000907 * math.sin(2 * g) - 0.002697 * math.cos(3 * g) + 0.00148 * math.sin(3 * g))
+    eot_min = 229.18 * (0.000075 + 0.001868 * math.cos(g) - 0.032077 * math.sin(g)
+                        - 0.014615 * math.cos(2 * g) - 0.040849 * math.sin(2 * g))
+    solar_time_h = hour_utc + lon_deg / 15.0 + eot_min / 60.0
+    ha = math.pi / 12.0 * (solar_time_h - 12.0)
+    lat = math.radians(lat_deg)
+    return math.sin(lat) * math.sin(decl) + math.cos(lat) * math.cos(decl) * math.cos(ha)
+
+
+@nb.njit(cache=True)
+def _mean_cos_zenith(doy, h0, h1, lat, lon, nsub, out_mean, out_now, h_now):
+    for i in range(lat.shape[0]):
+        s = 0.0
+        for k in range(nsub):
+            h = h0 + (k + 0.5) * (h1 - h0) / nsub
+            c = cos_zenith(doy + math.floor(h / 24.0), h % 24.0, lat[i], lon[i])
+            s += max(c, 0.0)
+        out_mean[i] = s / nsub
+        out_now[i] = max(cos_zenith(doy + math.floor(h_now / 24.0), h_now % 24.0, lat[i], lon[i]), 0.0)
+
+
+def day_and_hour(time) -> tuple[float, float]:
+    """(day of year 1-366, UTC hour as float) of a numpy datetime64."""
+    t = np.datetime64(time, "s")
+    year_start = t.astype("datetime64[Y]").astype("datetime64[s]")
+    day_start = t.astype("datetime64[D]").astype("datetime64[s]")
+    doy = float((day_start - year_start) / np.timedelta64(1, "D")) + 1.0
+    hour = float((t - day_start) / np.timedelta64(1, "s")) / 3600.0
+    return doy, hour
+
+
+def interval_cos_zenith(t0, t1, time, lat, lon, nsub: int = 24):
+    """Mean of max(cos Z, 0) over [t0, t1] and its value at ``time`` (each (n,)), at cells lat/lon (deg)."""
+    doy, h0 = day_and_hour(t0)
+    dh = (np.datetime64(t1, "s") - np.datetime64(t0, "s")) / np.timedelta64(1, "s") / 3600.0
+    hn = (np.datetime64(time, "s") - np.datetime64(t0, "s")) / np.timedelta64(1, "s") / 3600.0
+    lat = np.ascontiguousarray(lat, dtype=np.float64).ravel()
+    lon = np.ascontiguousarray(lon, dtype=np.float64).ravel()
+    mean = np.empty(lat.size)
+    now = np.empty(lat.size)
+    _mean_cos_zenith(doy, h0, h0 + dh, lat, lon, int(nsub), mean, now, h0 + hn)
+    return mean, now
