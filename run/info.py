@@ -59,8 +59,9 @@ def info(nl: Namelist, *, keys: bool = False) -> None:
     print(f"memory estimate: {mem / 2**20:.1f} MiB for {nl.model.ensemble_size} members (all ranks together)")
     if nl.observations.source == "synthetic":
         days = steps * nl.time.dt_s / 86400.0
-        n_obs = int(days / nl.observations.revisit_days + 1) * n_pix * len(nl.observations.polarizations)
+        n_obs = int(days * 3 / 8 * len(nl.observations.orbits)) * n_pix * (
+            len(nl.observations.polarizations) if nl.observations.kind == "tb" else 1)
         print(f"observations: about {n_obs} synthetic {nl.observations.kind} values "
-              f"({n_pix} pixels every {nl.observations.revisit_days:g} days)")
+              f"({n_pix} pixels, {'/'.join(nl.observations.orbits)} overpasses on 3 of 8 days)")
     elif nl.observations.source != "none":
         print(f"observations: {nl.observations.source} from {len(nl.observations.paths)} path pattern(s)")

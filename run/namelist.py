@@ -110,8 +110,8 @@ class Observations:
     fov_km: float = key(20.0, unit="km", doc="Gaussian field-of-view radius (used with footprint: gauss).", lo=1.0)
     min_inside_fraction: float = key(0.5, unit="1", lo=0.0, hi=1.0,
                                      doc="Reject footprints with less weight inside the domain's land.")
-    revisit_days: float = key(3.0, unit="day", doc="Synthetic revisit interval.", lo=0.5)
-    overpass_hour_utc: float = key(6.0, unit="h", doc="Synthetic overpass time (UTC).", lo=0.0, hi=23.99)
+    orbits: tuple[str, ...] = key(("am",), choices=("am", "pm"),
+                                  doc="Synthetic overpasses: SMAP-like 6 am descending and/or 6 pm ascending, every 2-3 days.")
     gap_fraction: float = key(0.1, unit="1", doc="Synthetic fraction of missing pixels.", lo=0.0, hi=1.0)
     dielectric: str = key("mironov", doc="Soil dielectric model.", choices=("mironov", "dobson", "peplinski"))
     teff: str = key("choudhury", doc="Effective temperature model.", choices=("choudhury", "wigneron"))

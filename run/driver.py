@@ -1,0 +1,434 @@
+"""The experiment driver: ``smda run``.
+
+One time loop for every case. Each step the weather is evaluated for this rank's cells; the truth
+(twin experiments) steps with the full-resolution weather, the ensembles (open loop and, with a
+filter, the analysis ensemble) with the degraded, perturbed weather. At each overpass the truth gives
+synthetic coarse observations, the analysis ensemble's 1 km brightness temperatures are aggregated
+to the footprints (model equivalents), observations are screened, and the filter updates the state
+in place. Outputs are gathered to rank 0; checkpoints make the run restartable bit for bit.
+
+Cycle at analysis time t (end of a model step)::
+
+    truth state --RTM--> TB(1 km) --footprint--> TB(coarse) + noise = y        (twin experiments)
+    ensemble    --RTM--> TB(1 km) --footprint--> HX ; screening ; filter(X, HX, y) -> X_a ; HX_a
+
+The open loop uses the same forcing and perturbations as the analysis ensemble, so the difference
+between the two is the assimilation alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from assimilation.filters import make_filter
+from assimilation.obs import ObsTable
+from assimilation.qc import model_screening
+from assimilation.synthetic import (LSTConfig, NDVIConfig, SyntheticObsConfig, overpasses, synthetic_coarse_obs,
+                                    synthetic_lst, synthetic_ndvi)
+from model import emission, lsm
+from model.grid import GRIDS
+from model.state import REGISTRY, State
+from model.streams import normal_field
+from run import output, restart
+from run.aggregate import PixelAggregator
+from run.experiment import Experiment, build
+from run.namelist import Namelist
+from run.progress import Progress
+
+log = logging.getLogger(__name__)
+
+STATE_OUT = ("sm_surface", "sm_rootzone", "t_skin", "t_deep")
+FLUX_OUT = {"evaporation": ("evaporation", "transpiration", "interception_loss"), "runoff": ("surface_runoff",),
+            "drainage": ("drainage",), "latent_heat": ("latent_heat",), "sensible_heat": ("sensible_heat",)}
+LST_LOCAL_HOUR = 10.5  # MODIS Terra overpass, local solar time
+
+
+class ModelRun:
+    """One integration (truth, open loop or analysis): the state and its preallocated work arrays."""
+
+    def __init__(self, name: str, exp: Experiment, n_members: int, *, perturb_init: bool):
+        self.name = name
+        soil = exp.soil
+        nl = exp.nl
+        sm0 = soil["wwilt"] + nl.model.initial_sm_fraction * (soil["wfc"] - soil["wwilt"])
+        sm = np.repeat(sm0[:, None], n_members, axis=1)
+        if perturb_init:
+            sm = sm + nl.model.sm_perturbation_std * normal_field(nl.seed, "init.sm", exp.gidx, n_members, 0)
+        self.state = State.initial(exp.n, n_members, soil, sm=sm, t=288.0)
+        self.fluxes = lsm.Fluxes(exp.n, n_members)
+        self.daily = np.zeros((len(FLUX_OUT), exp.n))
+
+    def step(self, forcing, exp, veg, dt_s):
+        lsm.step(self.state, forcing, exp.soil, veg, dt_s, self.fluxes)
+        for i, parts in enumerate(FLUX_OUT.values()):
+            for p in parts:
+                self.daily[i] += self.fluxes[p].mean(axis=1)
+
+
+class Driver:
+    """The time loop of one case on one rank."""
+
+    def __init__(self, nl: Namelist, comm=None):
+        self.nl = nl
+        self.exp = exp = build(nl, comm)
+        self.dt = nl.time.dt_s
+        self.n_steps = int((nl.end - nl.start) / np.timedelta64(int(self.dt), "s"))
+        self.steps_per_day = int(round(86400 / self.dt))
+        self.root = exp.rank == 0
+        n, N = exp.n, exp.n_members
+        self.truth = ModelRun("truth", exp, 1, perturb_init=False) if exp.twin else None
+        self.openloop = ModelRun("openloop", exp, N, perturb_init=True)
+        self.analysis = ModelRun("analysis", exp, N, perturb_init=True) if nl.assimilation.filter != "none" else None
+        self.weather = exp.truth_weather()
+        self.ens_weather = exp.ensemble_weather()
+        self.perturb = exp.perturbations()
+        self.forcing = {k: np.zeros((n, N)) for k in lsm.FORCING}
+        self.rain_ring = np.zeros((self.steps_per_day, n))  # ensemble-mean rain per step of the last day (mm)
+        self.filter = None
+        if nl.assimilation.filter != "none":
+            a = nl.assimilation
+            settings = {"inflation": a.inflation, "rtps": a.rtps, "rtpp": a.rtpp, "seed": nl.seed}
+            if a.filter in ("enkf", "letkf"):
+                settings["loc_radius_km"] = a.loc_radius_km
+            if a.filter == "letkf":
+                settings.update(weight_interpolation=a.weight_interpolation, analysis_spacing_km=a.analysis_spacing_km)
+            self.filter = make_filter(a.filter, **settings)
+        self.pixels = self._pixel_geometry()
+        self.agg = PixelAggregator(self.pixels, exp, kind=nl.observations.footprint, fov_km=nl.observations.fov_km)
+        self.history = {}   # rank 0: name -> list of per-time canonical arrays
+        self.times = []
+        self.days = []
+        self.obs_rows = []
+        self.step0 = 0
+        self.cycle = 0
+
+    # ------------------------------------------------------------------ geometry and schedule
+    def _pixel_geometry(self):
+        """The coarse pixels of the observation grid that overlap the domain (rows of an ObsTable-like table)."""
+        g = GRIDS[self.nl.observations.grid]
+        _, rows, cols, _ = self.exp.domain.overlap(g.name)
+        rc = np.unique(np.stack([rows, cols], axis=1), axis=0)
+        x, y = g.xy(rc[:, 0], rc[:, 1])
+        lat, lon = g.latlon(rc[:, 0], rc[:, 1])
+        n = rc.shape[0]
+        return ObsTable(time=np.zeros(n, "datetime64[s]"), x=x, y=y, lat=lat, lon=lon, kind=self.nl.observations.kind,
+                        pol="", angle_deg=self.nl.observations.angle_deg, value=np.zeros(n), error_std=0.0, flags=0,
+                        footprint=g.name, row=rc[:, 0], col=rc[:, 1], fov_km=self.nl.observations.fov_km,
+                        source="synthetic", qc=0)
+
+    def time_of(self, k: int):
+        return self.nl.start + np.timedelta64(int(round(k * self.dt)), "s")
+
+    def overpass_pixels(self, t1):
+        """Mask of observation pixels whose overpass falls in the step ending at ``t1`` (None: no overpass)."""
+        o = self.nl.observations
+        if o.source == "none":
+            return None
+        hit = np.zeros(len(self.pixels), bool)
+        half = np.timedelta64(int(self.dt), "s")
+        day = t1.astype("datetime64[D]")
+        for orbit in o.orbits:
+            for d in (day - 1, day):  # the local solar date may differ from the UTC date
+                covered, when = overpasses(self.pixels.lon, d, orbit)
+                hit |= covered & (when > t1 - half) & (when <= t1)
+        return hit if hit.any() else None
+
+    # ------------------------------------------------------------------ the loop
+    def run(self, stop_after_days=None):
+        exp, nl = self.exp, self.nl
+        last = self.n_steps if stop_after_days is None else min(
+            self.n_steps, self.step0 + int(round(stop_after_days * self.steps_per_day)))
+        n_runs = (self.truth is not None) * 1 / exp.n_members + 1 + (self.analysis is not None)
+        prog = Progress(last - self.step0, exp.n * exp.n_members * n_runs * self.exp.size, enabled=self.root)
+        veg_day, veg = None, None
+        lst_hour = (LST_LOCAL_HOUR - np.mean(exp.lon) / 15.0) % 24
+        for k in range(self.step0, last):
+            t = self.time_of(k)
+            day = t.astype("datetime64[D]")
+            if day != veg_day:
+                doy = float((day - day.astype("datetime64[Y]")) / np.timedelta64(1, "D")) + 1
+                veg, veg_day = exp.vegetation_on(doy), day
+            self._step(k, t, veg)
+            t1 = self.time_of(k + 1)
+            hour1 = float((t1 - t1.astype("datetime64[D]")) / np.timedelta64(1, "s")) / 3600
+            if self.truth is not None and abs(hour1 - lst_hour) <= self.dt / 7200:
+                self._record_lst(k + 1, t1, veg)
+            seen = self.overpass_pixels(t1)
+            if seen is not None:
+                self._cycle(k + 1, t1, seen, veg)
+            if (k + 1) % self.steps_per_day == 0:
+                self._end_of_day(t1)
+                every = nl.output.restart_every_days
+                if every > 0 and (k + 1) % int(round(every * self.steps_per_day)) == 0 and k + 1 < last:
+                    self.checkpoint(k + 1)
+            prog.update(k + 1 - self.step0, t1)
+        self.rate = prog.rate()
+        self.wall = prog.elapsed
+        return last
+
+    def _step(self, k, t, veg):
+        exp = self.exp
+        if self.truth is not None:
+            w = self.weather.fields(k, t, exp.x, exp.y, exp.lat, exp.lon, exp.static["elevation_m"])
+            self.truth.step(w, exp, veg, self.dt)
+        w = self.ens_weather.fields(k, t, exp.x, exp.y, exp.lat, exp.lon, exp.static["elevation_m"])
+        for name, arr in self.forcing.items():
+            arr[...] = w[name][:, None]
+        if self.perturb is not None:
+            self.perturb.apply(k, self.forcing)
+        self.rain_ring[k % self.steps_per_day] = self.forcing["precip"].mean(axis=1) * self.dt
+        self.openloop.step(self.forcing, exp, veg, self.dt)
+        if self.analysis is not None:
+            self.analysis.step(self.forcing, exp, veg, self.dt)
+
+    # ------------------------------------------------------------------ observations and analysis
+    def _tb(self, state: State, veg):
+        exp, o = self.exp, self.nl.observations
+        return emission.brightness_temperature(
+            state.sm_surface, state.t_skin, state.t_deep, state.t_skin, veg["vwc"], exp.static["clay"],
+            exp.static["sand"], exp.bulk_density, o.angle_deg, dielectric=o.dielectric, teff=o.teff,
+            porosity=exp.soil["wsat"], **exp.tau_omega)
+
+    def _synthetic_obs(self, k, t, seen, veg):
+        """Synthetic coarse observations of the truth at step ``k`` for the pixels ``seen``, and the
+        coarse SM product (per pixel of ``self.pixels``, NaN where not observed)."""
+        o, px = self.nl.observations, self.pixels
+        tbh, tbv = self._tb(self.truth.state, veg)
+        field = np.concatenate([tbh, tbv, np.ascontiguousarray(self.truth.state.sm_surface)], axis=1)
+        mean, _ = self.agg.mean(field, o.min_inside_fraction)
+        idx = np.flatnonzero(seen)
+        cfg = SyntheticObsConfig(seed=self.nl.seed, tb_error_std=o.error_tb_K, sm_error_std=o.error_sm,
+                                 gap_fraction=o.gap_fraction, footprint=o.grid if o.footprint == "box" else "gauss",
+                                 fov_km=o.fov_km)
+        truth = {("sm", "", 0.0): mean[idx, 2]}
+        if o.kind == "tb":
+            truth = {("tb", pol, o.angle_deg): mean[idx, p] + o.tb_bias_K
+                     for p, pol in enumerate(("H", "V")) if pol in o.polarizations}
+        table = synthetic_coarse_obs(truth, px.row[idx], px.col[idx], t, k, cfg, grid_name=o.grid)
+        sm = synthetic_coarse_obs({("sm", "", 0.0): mean[idx, 2]}, px.row[idx], px.col[idx], t, k, cfg, grid_name=o.grid)
+        sm_coarse = np.full(len(px), np.nan)
+        sm_coarse[self._pixel_rows(sm)] = sm.value
+        return table, sm_coarse
+
+    def _pixel_rows(self, table):
+        """Row of ``self.pixels`` of every observation (pixels are sorted by (row, col))."""
+        key = self.pixels.row * 100000 + self.pixels.col
+        return np.searchsorted(key, table.row * 100000 + table.col)
+
+    def _equivalents(self, run: ModelRun, veg, table: ObsTable):
+        """Model equivalents HX (n_obs, N) of ``table`` from a model run, and footprint means for screening."""
+        N = run.state.n_members
+        if self.nl.observations.kind == "tb":
+            tbh, tbv = self._tb(run.state, veg)
+            field = np.concatenate([tbh, tbv], axis=1)
+        else:
+            field = np.ascontiguousarray(run.state.sm_surface)
+        extra = np.stack([run.state.t_deep.mean(axis=1), run.fluxes.frozen.mean(axis=1), run.fluxes.snow.mean(axis=1),
+                          self.rain_ring.sum(axis=0)], axis=1)
+        mean, inside = self.agg.mean(np.concatenate([field, extra], axis=1), self.nl.observations.min_inside_fraction)
+        rows = self._pixel_rows(table)
+        hx = np.empty((len(table), N))
+        for i, pol in enumerate(table.pol):
+            c = 0 if pol in ("H", "") else N
+            hx[i] = mean[rows[i], c:c + N]
+        return hx, mean[rows, -4:], inside[rows]
+
+    def _cycle(self, k, t, seen, veg):
+        nl, exp = self.nl, self.exp
+        table, sm_coarse = self._synthetic_obs(k, t, seen, veg)
+        if len(table) == 0:
+            return
+        ens = self.analysis if self.analysis is not None else self.openloop
+        hx, scr, inside = self._equivalents(ens, veg, table)
+        table = table.with_qc(inside < nl.observations.min_inside_fraction, "too_few_cells")
+        table = model_screening(table, t_soil_K=scr[:, 0], frozen_fraction=scr[:, 1], snow_fraction=scr[:, 2],
+                                water_fraction=0.0, rain_24h_mm=scr[:, 3], heavy_rain_mm=nl.observations.heavy_rain_mm)
+        ok = table.accepted & np.all(np.isfinite(hx), axis=1)
+        record = {f"{v}_background": ens.state[v] for v in STATE_OUT}
+        hx_a = hx
+        if self.analysis is not None and ok.any():
+            X, lower, upper, scatter = self._filter_view()
+            idx = np.flatnonzero(ok)
+            ids = ((table.row * GRIDS[nl.observations.grid].n_cols + table.col) * 2 + (table.pol == "V")).astype(np.int64)
+            diag = self.filter.analyse(X, np.stack([exp.x, exp.y], axis=1), hx[idx], table.value[idx],
+                                       table.error_std[idx] ** 2, np.stack([table.x[idx], table.y[idx]], axis=1),
+                                       obs_ids=ids[idx], cycle=k, lower=lower, upper=upper)
+            scatter(X)
+            hx_a, _, _ = self._equivalents(self.analysis, veg, table)
+            if self.root:
+                log.info("analysis %s: %d obs used, %d rejected, O-F mean %.2f rms %.2f, chi2 %.2f",
+                         str(t)[:16], diag.n_used, len(table) - diag.n_used, diag.omf["mean"], diag.omf["rms"],
+                         diag.omf["chi2"])
+        self._record(t, record, sm_coarse, table, hx, hx_a)
+        self.cycle += 1
+
+    def _filter_view(self):
+        """(n, k, N) array of the updated variables, per-cell bounds, and the write-back function."""
+        st, names = self.analysis.state, self.nl.assimilation.update
+        X = st.gather(names)
+        lo = np.stack([self._bound(REGISTRY[v][2]) for v in names], axis=1)
+        hi = np.stack([self._bound(REGISTRY[v][3]) for v in names], axis=1)
+        return X, lo, hi, lambda Xa: st.scatter(names, Xa)
+
+    def _bound(self, spec):
+        return self.exp.soil[spec] if isinstance(spec, str) else np.full(self.exp.n, float(spec))
+
+    # ------------------------------------------------------------------ history (gathered on rank 0)
+    def gather(self, a: np.ndarray):
+        """Concatenate per-rank arrays (first axis = cells) in rank order = canonical cell order (rank 0 only)."""
+        comm = self.exp.comm
+        if comm is None or comm.size == 1:
+            return np.asarray(a)
+        parts = comm.gather(np.asarray(a), root=0)
+        return np.concatenate(parts, axis=0) if self.root else None
+
+    def _push(self, name, a):
+        g = self.gather(a)
+        if self.root:
+            self.history.setdefault(name, []).append(g)
+
+    def _record(self, t, background, sm_coarse, table, hx, hx_a):
+        self.times.append(t)
+        for v, a in background.items():
+            self._push(v + "_mean", a.mean(axis=1))
+            self._push(v + "_spread", a.std(axis=1, ddof=1))
+        for run in (self.truth, self.openloop, self.analysis):
+            if run is None:
+                continue
+            for v in STATE_OUT:
+                a = run.state[v]
+                suffix = "" if run is self.truth else "_mean"
+                self._push(f"{v}_{run.name}{suffix}", a.mean(axis=1))
+                if run is self.analysis:
+                    self._push(f"{v}_analysis_spread", a.std(axis=1, ddof=1))
+        pix_of_cell = self._pixel_index_of_cells()
+        self._push("sm_surface_satellite", sm_coarse[pix_of_cell])
+        if self.root:
+            self.obs_rows.append((table, hx.mean(axis=1), hx.std(axis=1, ddof=1), hx_a.mean(axis=1)))
+
+    def _pixel_index_of_cells(self):
+        """For each local cell, the row of ``self.pixels`` holding its (largest-overlap) pixel."""
+        if not hasattr(self, "_pix_cache"):
+            exp = self.exp
+            cell, rows, cols, frac = exp.domain.overlap(self.nl.observations.grid)
+            order = np.lexsort((-frac, cell))
+            first = order[np.r_[True, cell[order][1:] != cell[order][:-1]]]
+            key = rows[first] * 100000 + cols[first]
+            pkey = self.pixels.row * 100000 + self.pixels.col
+            of_cell = np.searchsorted(pkey, key)  # pixels are sorted by (row, col)
+            self._pix_cache = of_cell[exp.cells]
+        return self._pix_cache
+
+    def _record_lst(self, k, t, veg):
+        """MODIS-like clear-sky LST and NDVI of the day (the comparison operators' 1 km predictors)."""
+        exp, c = self.exp, self.nl.comparison
+        lst = synthetic_lst(self.truth.state.t_skin[:, 0], exp.x, exp.y, exp.gidx, k,
+                            LSTConfig(seed=self.nl.seed, cloud_fraction=c.cloud_fraction))
+        self._push("lst", lst)
+        self._push("ndvi", synthetic_ndvi(veg["ndvi"], exp.gidx, t, NDVIConfig(seed=self.nl.seed)))
+        if self.root:
+            self.days.append(t.astype("datetime64[D]"))
+
+    def _end_of_day(self, t):
+        for run in (self.analysis, self.openloop):
+            if run is not None:
+                for i, name in enumerate(FLUX_OUT):
+                    self._push(f"daily_{name}_{run.name}", run.daily[i] / self.steps_per_day)
+                run.daily[...] = 0.0
+        if self.root:
+            self.history.setdefault("_daily_time", []).append(t - np.timedelta64(1, "D"))
+
+    # ------------------------------------------------------------------ restarts
+    def runs(self):
+        return [r for r in (self.truth, self.openloop, self.analysis) if r is not None]
+
+    def checkpoint(self, k: int):
+        arrays = {}
+        for r in self.runs():
+            arrays[f"state_{r.name}"] = (("cell", "var", f"member_{r.name}"), self.gather(r.state.data))
+            arrays[f"daily_{r.name}"] = (("cell", "flux"), self.gather(r.daily.T))
+        arrays["rain_ring"] = (("cell", "ring"), self.gather(self.rain_ring.T))
+        if self.perturb is not None:
+            st = self.perturb.get_state()
+            comm = self.exp.comm
+            parts = [st] if comm is None or comm.size == 1 else comm.gather(st, root=0)
+            if self.root:
+                idx = np.concatenate([p["lattice_index"] for p in parts])
+                val = np.concatenate([p["values"] for p in parts])
+                idx, first = np.unique(idx, return_index=True)
+                arrays["pert_lattice_index"] = (("lattice",), idx)
+                arrays["pert_values"] = (("lattice", "member", "pert_var"), val[first])
+                arrays["pert_step"] = ((), np.int64(st["step"]))
+        if not self.root:
+            return
+        for name, items in self.history.items():
+            arr = np.stack(items) if not name.startswith("_") else np.array(items, "datetime64[s]")
+            dims = (f"t_{name}",) + tuple(f"{name}_d{i}" for i in range(1, arr.ndim))
+            arrays[f"hist_{name}"] = (dims, arr)
+        arrays["times"] = (("t_times",), np.array(self.times, "datetime64[s]"))
+        arrays["days"] = (("t_days",), np.array(self.days, "datetime64[s]"))
+        arrays["cycle"] = ((), np.int64(self.cycle))
+        tk = self.time_of(k)
+        path = self.nl.output.dir / "restart" / f"{self.nl.name}_{str(tk)[:13]}.nc"
+        restart.write(path, nl=self.nl, domain=self.exp.domain, step=k, time=tk, arrays=arrays)
+        log.info("checkpoint %s", path)
+
+    def load(self, path):
+        exp = self.exp
+        step, arrays = restart.read(Path(path), nl=self.nl, domain=exp.domain)
+        sizes = [exp.dec.cells(r).size for r in range(exp.size)]
+        a, b = sum(sizes[:exp.rank]), sum(sizes[:exp.rank + 1])
+        for r in self.runs():
+            key = f"state_{r.name}"
+            if key not in arrays:
+                raise ValueError(f"{path}: has no {r.name} state (was it written by a run with another filter?)")
+            r.state.data[...] = arrays[key][a:b]
+            r.daily[...] = arrays[f"daily_{r.name}"][a:b].T
+        self.rain_ring[...] = arrays["rain_ring"][a:b].T
+        if self.perturb is not None:
+            self.perturb.set_state({"step": int(arrays["pert_step"]), "variables": self.perturb.active,
+                                    "lattice_index": arrays["pert_lattice_index"], "values": arrays["pert_values"]})
+        if self.root:
+            for key, arr in arrays.items():
+                if key.startswith("hist_"):
+                    self.history[key[5:]] = list(arr)
+            self.times = list(arrays["times"])
+            self.days = list(arrays["days"])
+        self.cycle = int(arrays["cycle"])
+        self.step0 = step
+        log.info("restarted from %s at step %d (%s)", path, step, str(self.time_of(step))[:16])
+
+
+def _columns(t: ObsTable) -> dict:
+    return {f: getattr(t, f) for f in t.__dataclass_fields__}
+
+
+def run(nl: Namelist, comm=None, restart=None, stop_after_days=None):
+    """Run a case (``smda run``); with ``stop_after_days`` stop early and leave a checkpoint only."""
+    from run.products import finish
+
+    drv = Driver(nl, comm)
+    if restart is not None:
+        drv.load(restart)
+    last = drv.run(stop_after_days)
+    if last < drv.n_steps:
+        drv.checkpoint(last)
+        if drv.root:
+            log.info("stopped after step %d of %d; continue with --restart", last, drv.n_steps)
+        return drv
+    drv.checkpoint(last)
+    if drv.root:
+        finish(drv)
+    return drv
+
+
+def downscale(nl: Namelist, methods=None):
+    """``smda downscale``: rerun the comparison operators on a finished run's stored inputs."""
+    from run.products import downscale_from_files
+
+    downscale_from_files(nl, methods or list(nl.comparison.methods))
+
+

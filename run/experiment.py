@@ -1,0 +1,139 @@
+"""Experiment assembly: everything static that one MPI rank needs to run a case.
+
+Built once from the namelist: the domain and its decomposition, this rank's cells (pixel-major land
+cells, see :mod:`run.decomp`) with their coordinates, the static parameters (read or synthetic), the
+soil parameters of the land surface model, the tau-omega parameters of the radiative transfer, the
+weather source and the ensemble perturbations. No numerics here: the time loop is in
+:mod:`run.driver`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from forcing.perturb import ForcingPerturbations, PerturbationSettings
+from forcing.synthetic import SyntheticSettings, SyntheticWeather
+from model import emission, vegetation
+from model.grid import Domain
+from model.parameters import ndvi_on, read_parameters, synthetic_landscape
+from model.soil import SoilParameters, soil_parameters
+from run.decomp import Decomposition, decompose
+from run.namelist import Namelist
+from run.setup import make_domain
+
+log = logging.getLogger(__name__)
+
+PARTICLE_DENSITY = 2.66  # g cm-3, mineral particle density (bulk density = (1 - porosity) * 2.66)
+
+
+@dataclass
+class Experiment:
+    """Static description of the case on this rank (arrays are per local cell, (n,))."""
+
+    nl: Namelist
+    comm: object
+    domain: Domain
+    dec: Decomposition
+    cells: np.ndarray          # local domain indices, pixel-major
+    gidx: np.ndarray           # global M01 indices (keys of random streams)
+    x: np.ndarray
+    y: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    static: dict               # sand, clay, elevation_m, ndvi_min, ndvi_max, green_up_doy, igbp
+    soil: SoilParameters
+    tau_omega: dict            # h, omega, b, q per cell
+    bulk_density: np.ndarray   # g cm-3
+
+    @property
+    def rank(self) -> int:
+        return 0 if self.comm is None else self.comm.rank
+
+    @property
+    def size(self) -> int:
+        return 1 if self.comm is None else self.comm.size
+
+    @property
+    def n(self) -> int:
+        return self.cells.size
+
+    @property
+    def n_members(self) -> int:
+        return self.nl.model.ensemble_size
+
+    @property
+    def twin(self) -> bool:
+        """A twin experiment: synthetic truth weather and synthetic observations."""
+        return self.nl.forcing.source == "synthetic"
+
+    def vegetation_on(self, doy: float) -> dict:
+        """Vegetation of day-of-year ``doy``: ndvi, fveg, lai (m2 m-2), vwc (kg m-2), per cell."""
+        ndvi = ndvi_on(doy, self.static)
+        stem = vegetation.stem_factor_from_igbp(self.static["igbp"])
+        return {
+            "ndvi": ndvi,
+            "fveg": vegetation.vegetation_fraction(ndvi),
+            "lai": vegetation.lai_from_ndvi(ndvi),
+            "vwc": vegetation.vwc_from_ndvi(ndvi, self.static["ndvi_max"], self.static["ndvi_min"], stem),
+        }
+
+    def truth_weather(self) -> SyntheticWeather:
+        return SyntheticWeather(SyntheticSettings(), seed=self.nl.seed)
+
+    def ensemble_weather(self) -> SyntheticWeather:
+        f = self.nl.forcing
+        return self.truth_weather().degraded(coarsen_km=f.openloop_coarsen_km, precip_bias=f.openloop_precip_bias)
+
+    def perturbations(self) -> ForcingPerturbations | None:
+        p = self.nl.forcing.perturbations
+        if not p.enabled:
+            return None
+        settings = PerturbationSettings(
+            precip_std=p.precip_std, sw_std=p.sw_std, lw_std_wm2=p.lw_std_Wm2, t_air_std_k=p.t_air_std_K,
+            precip_tau_h=p.tau_h, sw_tau_h=p.tau_h, lw_tau_h=p.tau_h, t_air_tau_h=p.tau_h,
+            corr_length_km=p.length_km, corr_precip_sw=p.corr_precip_sw, corr_precip_lw=p.corr_precip_lw,
+            corr_sw_lw=p.corr_sw_lw)
+        return ForcingPerturbations(settings, seed=self.nl.seed, dt_s=self.nl.time.dt_s, x_m=self.x, y_m=self.y,
+                                    n_members=self.n_members)
+
+
+def build(nl: Namelist, comm=None) -> Experiment:
+    """Assemble the experiment for this rank of ``comm`` (None: serial)."""
+    if nl.forcing.source != "synthetic":
+        raise ValueError(f"forcing.source {nl.forcing.source!r}: the driver runs synthetic-forcing cases only "
+                         "so far; real forcing readers exist in forcing/ but are not wired into `smda run` yet")
+    if nl.observations.source not in ("synthetic", "none"):
+        raise ValueError(f"observations.source {nl.observations.source!r}: real products are read by "
+                         "assimilation.readers but not wired into `smda run` yet")
+    domain = make_domain(nl)
+    size = 1 if comm is None else comm.size
+    rank = 0 if comm is None else comm.rank
+    dec = decompose(domain.land, size)
+    cells = dec.cells(rank)
+    r, c = np.divmod(cells, domain.ncols)
+    x, y = domain.x[c], domain.y[r]
+    lat2, lon2 = domain.latlon()
+    lat, lon = lat2.ravel()[cells], lon2.ravel()[cells]
+    if nl.domain.parameters is not None:
+        static = read_parameters(nl.domain.parameters, cells, domain.shape)
+    else:
+        static = synthetic_landscape(x, y, seed=nl.domain.landscape_seed)
+    if nl.model.sand is not None:
+        static["sand"] = np.full(cells.size, nl.model.sand)
+    if nl.model.clay is not None:
+        static["clay"] = np.full(cells.size, nl.model.clay)
+    bad = static["sand"] + static["clay"] > 1.0
+    if np.any(bad):
+        raise ValueError(f"sand + clay > 1 in {int(bad.sum())} cells (check model.sand/model.clay or the parameter file)")
+    soil = soil_parameters(static["sand"], static["clay"])
+    tau_omega = emission.igbp_parameters(static["igbp"], q_from_h=False)
+    bulk = (1.0 - soil["wsat"]) * PARTICLE_DENSITY
+    gidx = domain.global_index()[cells]
+    log.debug("rank %d: %d cells", rank, cells.size)
+    return Experiment(nl, comm, domain, dec, cells, gidx, x, y, lat, lon, static, soil, tau_omega, bulk)
+
+

@@ -1,0 +1,207 @@
+"""End of a run (rank 0): gridded outputs, the comparison products, diagnostics, skill table, figures.
+
+Files in ``output.dir``:
+
+* ``<name>_analysis.nc``: ensemble mean and spread of background and analysis (sm_surface,
+  sm_rootzone, t_skin, t_deep), the open loop and the truth at every analysis time;
+* ``<name>_daily.nc``: daily-mean fluxes (evapotranspiration, runoff, drainage, heat fluxes);
+* ``<name>_obs_diagnostics.csv``: one row per observation and cycle (value, HX forecast mean and
+  spread, HX analysis mean, error std, QC reason) and ``<name>_obs_summary.md`` (normalized
+  innovation variance, Desroziers estimates);
+* ``products/<product>.nc``: ``sm_surface`` (time, y, x) of every product (truth, openloop,
+  analysis, satellite, dispatch, empirical, ...) in the format ``smda validate`` reads;
+* ``predictors.nc``: the 1 km LST and NDVI the comparison operators used (``smda downscale``);
+* ``<name>_skill.csv`` / ``.md`` and ``figures/*.png`` (twin experiments).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from assimilation import comparison
+from assimilation.diagnostics import desroziers
+from assimilation.obs import QC_REASONS
+from assimilation.regression import CoarseHistory
+from run import output
+from run.metrics import skill_table
+from run.namelist import Namelist, dump
+from run.setup import make_domain
+
+log = logging.getLogger(__name__)
+
+
+def _canonical_cells(drv):
+    return np.concatenate([drv.exp.dec.cells(r) for r in range(drv.exp.size)])
+
+
+def _to_grid(drv, arrays):
+    """List of canonical-order (n_land,) arrays -> (time, nrows, ncols) with NaN off land."""
+    dom = drv.exp.domain
+    cells = _canonical_cells(drv)
+    out = np.full((len(arrays), dom.n_cells), np.nan)
+    for i, a in enumerate(arrays):
+        out[i, cells] = a
+    return out.reshape(len(arrays), dom.nrows, dom.ncols)
+
+
+def _attrs(nl: Namelist, **extra):
+    return {"smda_namelist": dump(nl), "case": nl.name, **extra}
+
+
+def finish(drv):
+    """Write every output of a finished run and print the skill table (twin experiments)."""
+    nl, exp = drv.nl, drv.exp
+    out = nl.output.dir
+    h = drv.history
+    times = np.array(drv.times, "datetime64[s]")
+    if times.size:
+        fields = {name: _to_grid(drv, h[name]) for name in h
+                  if name.split("_")[0] in ("sm", "t") and not name.startswith("sm_surface_satellite")}
+        output.write(out / f"{nl.name}_analysis.nc", fields, domain=exp.domain, times=times, attrs=_attrs(nl))
+    if "_daily_time" in h:
+        daily = {name[len("daily_"):] + "_mean": _to_grid(drv, h[name]) for name in h if name.startswith("daily_")}
+        output.write(out / f"{nl.name}_daily.nc", daily, domain=exp.domain,
+                     times=np.array(h["_daily_time"], "datetime64[s]"), attrs=_attrs(nl))
+    _write_obs_diagnostics(drv)
+    if not times.size:
+        log.warning("no analysis times in the period: no products written")
+        return
+    products = {"truth": "sm_surface_truth", "openloop": "sm_surface_openloop_mean",
+                "analysis": "sm_surface_analysis_mean", "satellite": "sm_surface_satellite"}
+    grids = {p: _to_grid(drv, h[k]) for p, k in products.items() if k in h}
+    if "lst" in h:
+        lst, ndvi = _to_grid(drv, h["lst"]), _to_grid(drv, h["ndvi"])
+        days = np.array(drv.days, "datetime64[D]")
+        elevation = _to_grid(drv, [drv.gather(exp.static["elevation_m"])])[0]
+        output.write(out / "predictors.nc", {"lst": lst, "ndvi": ndvi}, domain=exp.domain,
+                     times=days.astype("datetime64[s]"), attrs=_attrs(nl),
+                     extra={"elevation": xr.DataArray(elevation, dims=("y", "x"), attrs=output.variable_attrs("elevation"))})
+        grids.update(run_comparison(nl, exp.domain, times, grids["satellite"], days, lst, ndvi, elevation))
+    for name, g in grids.items():
+        output.write(out / "products" / f"{name}.nc", {"sm_surface": g}, domain=exp.domain, times=times,
+                     attrs=_attrs(nl, product=name))
+    if "truth" in grids:
+        table = skill_table({k: v for k, v in grids.items() if k != "truth"}, grids["truth"], coarse=_coarse(nl))
+        table.to_csv(out / f"{nl.name}_skill.csv")
+        (out / f"{nl.name}_skill.md").write_text(_markdown(table))
+        print(f"\nSkill against the 1 km truth ({nl.name}, {times.size} analysis times, m3/m3):\n")
+        print(_markdown(table))
+        if nl.output.figures:
+            from run.figures import skill_figures
+
+            skill_figures(out / "figures", grids, times, table, exp.domain)
+    log.info("run finished: %.1f s wall, %.3g cell-member-steps/s; outputs in %s", drv.wall, drv.rate, out)
+
+
+def _coarse(nl):
+    return 36 if nl.observations.grid == "M36" else 9 if nl.observations.grid == "M09" else 36
+
+
+def run_comparison(nl, domain, times, satellite, days, lst, ndvi, elevation):
+    """The comparison operators at every analysis time, with that day's 1 km LST and NDVI."""
+    methods = list(nl.comparison.methods)
+    if not methods:
+        return {}
+    pixel_of_cell, _, _ = comparison.pixel_of_cell_for(domain, "M36")
+    n_pix = int(pixel_of_cell.max()) + 1
+    out = {m: np.full(satellite.shape, np.nan) for m in methods}
+    histories = {m: CoarseHistory(window_days=nl.comparison.window_days) for m in methods if m != "dispatch"}
+    for i, t in enumerate(times):
+        d = np.datetime64(t, "D")
+        k = np.flatnonzero(days == d)
+        if not k.size:
+            continue
+        sm_coarse = _pixel_values(satellite[i], pixel_of_cell, n_pix)
+        if not np.isfinite(sm_coarse).any():
+            continue
+        args = dict(sm_coarse=sm_coarse, pixel_of_cell=pixel_of_cell, lst=lst[k[:1]], ndvi=ndvi[k[0]],
+                    elevation_m=elevation)
+        t_days = float((t - np.datetime64("2000-01-01", "s")) / np.timedelta64(86400, "s"))
+        for m in methods:
+            settings = {"see_model": nl.comparison.sm_model} if m == "dispatch" else {"use_tb": False}
+            hist = histories.get(m)
+            out[m][i] = comparison.downscale(m, history=hist, **args, **settings)
+            if hist is not None:
+                hist.add(t_days, **args)
+    return out
+
+
+def _pixel_values(field, pixel_of_cell, n_pix):
+    """The (constant) value of each coarse pixel of a field given on the 1 km grid."""
+    vals = np.full(n_pix, np.nan)
+    ok = (pixel_of_cell >= 0) & np.isfinite(field)
+    vals[pixel_of_cell[ok]] = field[ok]
+    return vals
+
+
+def _write_obs_diagnostics(drv):
+    nl = drv.nl
+    if not drv.obs_rows:
+        return
+    frames = []
+    for table, hx_f, spread, hx_a in drv.obs_rows:
+        df = table.to_dataframe()[["time", "lat", "lon", "row", "col", "kind", "pol", "value", "error_std", "qc"]]
+        df["hx_forecast_mean"], df["hx_forecast_spread"], df["hx_analysis_mean"] = hx_f, spread, hx_a
+        df["qc_reason"] = [QC_REASONS[int(q)] for q in df["qc"]]
+        frames.append(df)
+    df = pd.concat(frames, ignore_index=True)
+    path = nl.output.dir / f"{nl.name}_obs_diagnostics.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    df.to_csv(tmp, index=False)
+    tmp.replace(path)
+    used = (df["qc"] == 0).to_numpy() & np.isfinite(df["hx_forecast_mean"].to_numpy())
+    d = (df["value"] - df["hx_forecast_mean"]).to_numpy()[used]
+    tot = df["hx_forecast_spread"].to_numpy()[used] ** 2 + df["error_std"].to_numpy()[used] ** 2
+    y = df["value"].to_numpy()[used]
+    est = desroziers(y, df["hx_forecast_mean"].to_numpy()[used, None] + np.zeros((1, 2)),
+                     df["hx_analysis_mean"].to_numpy()[used, None] + np.zeros((1, 2)))
+    counts = df["qc_reason"].value_counts().to_dict()
+    lines = [f"# Observation-space summary: {nl.name}", "",
+             f"- observations: {len(df)}; used: {int(used.sum())}; rejected by reason: {counts}",
+             f"- mean O-F: {d.mean():.3f}; rms O-F: {np.sqrt(np.mean(d ** 2)):.3f}" if d.size else "- no used obs",
+             f"- normalized innovation variance mean((O-F)^2 / (HPH' + R)): {np.mean(d ** 2 / tot):.3f} (1 is consistent)"
+             if d.size else "",
+             f"- Desroziers: R estimate {est['r_var']:.3f} (prescribed mean {np.mean(df['error_std'][used] ** 2):.3f}), "
+             f"HBH' estimate {est['hbh_var']:.3f} (ensemble {np.mean(df['hx_forecast_spread'][used] ** 2):.3f})"
+             if d.size else "", ""]
+    (nl.output.dir / f"{nl.name}_obs_summary.md").write_text("\n".join(lines))
+
+
+def _markdown(df: pd.DataFrame) -> str:
+    cols = list(df.columns)
+    rows = ["| product | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for name, r in df.iterrows():
+        cells = [f"{r[c]:.0f}" if c == "n" else f"{r[c]:.4f}" for c in cols]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def downscale_from_files(nl: Namelist, methods):
+    """``smda downscale``: the comparison operators from a finished run's satellite product and predictors."""
+    out = nl.output.dir
+    sat_path, pred_path = out / "products" / "satellite.nc", out / "predictors.nc"
+    for p in (sat_path, pred_path):
+        if not p.exists():
+            raise FileNotFoundError(f"{p} not found: run `smda run` on this namelist first")
+    domain = make_domain(nl)
+    with xr.open_dataset(sat_path) as s, xr.open_dataset(pred_path) as p:
+        times = s["time"].values.astype("datetime64[s]")
+        sat = s["sm_surface"].values.astype(float)
+        days = p["time"].values.astype("datetime64[D]")
+        lst, ndvi = p["lst"].values.astype(float), p["ndvi"].values.astype(float)
+        elevation = p["elevation"].values.astype(float)
+    for m in methods:
+        comparison.get_method(m)  # unknown names: an error listing the valid ones
+    nl2 = dataclasses.replace(nl, comparison=dataclasses.replace(nl.comparison, methods=tuple(methods)))
+    res = run_comparison(nl2, domain, times, sat, days, lst, ndvi, elevation)
+    for name, g in res.items():
+        output.write(out / "products" / f"{name}.nc", {"sm_surface": g}, domain=domain, times=times,
+                     attrs=_attrs(nl, product=name))
+        log.info("%s: %d of %d cell-times estimated", name, int(np.isfinite(g).sum()), g.size)
+
