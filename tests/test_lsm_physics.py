@@ -1,0 +1,296 @@
+"""Land surface model physics: conservation, bounds under extreme forcing, sensitivities, ET formulas."""
+
+import math
+
+import numpy as np
+import pytest
+
+from model import lsm, soil
+from model.state import State, water_storage
+
+DT = 1800.0
+N_MEM = 3
+
+
+def _forcing(n_cells, precip=0.0, sw=0.0, lw=300.0, t=290.0, q=0.006, p=1.0e5, wind=3.0):
+    shape = (n_cells, N_MEM)
+    return {"precip": np.full(shape, precip), "sw_down": np.full(shape, sw), "lw_down": np.full(shape, lw),
+            "t_air": np.full(shape, t), "q_air": np.full(shape, q), "p_surf": np.full(shape, p),
+            "wind": np.full(shape, wind)}
+
+
+def _diurnal(forcing, k, sw_max, t_mean, t_amp=5.0):
+    """Set a clear-sky-like diurnal cycle for step k (half-hourly)."""
+    hour = (k * DT / 3600.0) % 24.0
+    s = max(0.0, math.sin(math.pi * (hour - 6.0) / 12.0))
+    forcing["sw_down"][...] = sw_max * s
+    forcing["t_air"][...] = t_mean + t_amp * math.sin(math.pi * (hour - 9.0) / 12.0)
+
+
+class Budget:
+    """Runs steps and accumulates the water budget terms."""
+
+    def __init__(self, params, state, veg):
+        self.params, self.state, self.veg = params, state, veg
+        self.fluxes = lsm.Fluxes(state.n_cells, state.n_members)
+        self.w0 = water_storage(state, params).copy()
+        self.p = np.zeros((state.n_cells, state.n_members))
+        self.loss = np.zeros_like(self.p)
+        self.sums = {name: np.zeros_like(self.p) for name in lsm.FLUXES}
+        self.bounds_ok = True
+
+    def step(self, forcing):
+        lsm.step(self.state, forcing, self.params, self.veg, DT, self.fluxes)
+        self.p += forcing["precip"] * DT
+        for name in lsm.WATER_LOSSES:
+            self.loss += self.fluxes[name] * DT
+        for name in lsm.FLUXES:
+            self.sums[name] += self.fluxes[name] * DT
+        st, p = self.state, self.params
+        self.bounds_ok &= bool(
+            np.all(st.sm_surface >= p.wres[:, None]) and np.all(st.sm_surface <= p.wsat[:, None])
+            and np.all(st.sm_rootzone >= p.wres[:, None]) and np.all(st.sm_rootzone <= p.wsat[:, None])
+            and np.all(np.isfinite(st.data)) and np.all(st.swe >= 0) and np.all(st.canopy_water >= 0)
+            and np.all(np.isfinite(self.fluxes.data)))
+
+    def residual(self):
+        """Budget residual relative to the precipitation plus storage scale."""
+        w1 = water_storage(self.state, self.params)
+        scale = self.p + self.w0
+        return np.max(np.abs((w1 - self.w0) - (self.p - self.loss)) / scale)
+
+
+def _setup(sand, clay, fveg, lai, sm=0.25, t=288.0, **kw):
+    params = soil.soil_parameters(np.asarray(sand, float), np.asarray(clay, float))
+    n = params.n_cells
+    state = State.initial(n, N_MEM, params, sm=sm, t=t, **kw)
+    veg = {"fveg": np.full(n, fveg, dtype=float), "lai": np.full(n, lai, dtype=float)}
+    return params, state, veg
+
+
+SOILS = ([0.92, 0.40, 0.10], [0.03, 0.20, 0.60])
+
+
+def test_extreme_rain_on_sand_bounds_and_closure():
+    params, state, veg = _setup(*SOILS, fveg=0.5, lai=2.0, sm=0.1)
+    b = Budget(params, state, veg)
+    f = _forcing(3, precip=200.0 / 3600.0, t=295.0, q=0.016)  # 200 mm/h
+    for _ in range(48):
+        b.step(f)
+    assert b.bounds_ok
+    assert b.residual() < 1e-13
+    # sand and loam columns fill up; the clay's low conductivity turns most of the rain into runoff
+    assert np.allclose(state.sm_rootzone[:2], params.wsat[:2, None], rtol=0, atol=0.02)
+    runoff = b.sums["surface_runoff"][:, 0]
+    assert runoff[2] > 0.8 * b.p[2, 0] and runoff[2] > runoff[1] > runoff[0]
+    assert b.sums["drainage"][0, 0] > b.sums["drainage"][2, 0]
+
+
+def test_month_of_drought_with_strong_sun_bounds_and_drying():
+    params, state, veg = _setup(*SOILS, fveg=0.3, lai=1.0, sm=0.3)
+    b = Budget(params, state, veg)
+    f = _forcing(3, q=0.002, wind=5.0)
+    f["sw_down"][...] = 1200.0
+    for k in range(30 * 48):
+        _diurnal(f, k, 1200.0, 305.0, 8.0)
+        b.step(f)
+    assert b.bounds_ok
+    assert b.residual() < 1e-12
+    assert np.all(state.sm_surface < 0.5 * params.wfc[:, None])
+    assert np.all(state.t_skin < 360.0)
+
+
+def test_extreme_cold_snow_and_flags():
+    params, state, veg = _setup(*SOILS, fveg=0.2, lai=0.5, sm=0.3, t=270.0)
+    b = Budget(params, state, veg)
+    f = _forcing(3, precip=2.0 / 3600.0, t=243.15, lw=180.0, q=0.0003)  # -30 C, snowing 2 mm/h
+    for _ in range(48):
+        b.step(f)
+    assert b.bounds_ok and b.residual() < 1e-13
+    assert np.all(state.swe > 45.0)  # 48 mm of snowfall minus sublimation
+    assert np.all(b.fluxes.frozen) and np.all(b.fluxes.snow)
+    assert np.all(state.t_skin < 273.15)
+    # warm spell: the snow melts (degree day), flags clear once the snow is gone and soil is warm
+    f = _forcing(3, t=288.0, q=0.008, lw=330.0)
+    for k in range(15 * 48):
+        _diurnal(f, k, 600.0, 288.0)
+        b.step(f)
+    assert b.bounds_ok and b.residual() < 1e-12
+    assert np.all(state.swe == 0.0)
+    assert not np.any(b.fluxes.snow)
+    assert not np.any(b.fluxes.frozen)
+
+
+@pytest.mark.parametrize("fveg, min_warming", [(0.0, 1.0), (0.5, 0.3)])
+def test_drying_surface_raises_skin_temperature(fveg, min_warming):
+    """Same forcing, same root zone: the cell with the drier surface layer is warmer at midday."""
+    params, state, veg = _setup([0.4, 0.4], [0.2, 0.2], fveg=fveg, lai=2.0 * fveg, sm=0.25, t=295.0)
+    state.sm_surface[0] = 0.35
+    state.sm_surface[1] = 0.05
+    fl = lsm.Fluxes(2, N_MEM)
+    f = _forcing(2, sw=800.0, t=298.0, q=0.008)
+    lsm.step(state, f, params, veg, DT, fl)
+    assert np.all(state.t_skin[1] > state.t_skin[0] + min_warming)
+    assert np.all(fl.latent_heat[1] < fl.latent_heat[0] - 20.0)
+    assert np.all(fl.sensible_heat[1] > fl.sensible_heat[0])
+
+
+def test_dry_down_warms_midday_skin():
+    """A rain-free sunny fortnight on bare soil: midday skin minus air temperature grows as the soil dries."""
+    params, state, veg = _setup([0.4], [0.2], fveg=0.0, lai=0.0, sm=0.40, t=295.0)
+    fl = lsm.Fluxes(1, N_MEM)
+    f = _forcing(1, q=0.008)
+    excess = []
+    for k in range(14 * 48):
+        _diurnal(f, k, 850.0, 297.0)
+        lsm.step(state, f, params, veg, DT, fl)
+        if (k * DT / 3600.0) % 24.0 == 12.0:
+            excess.append(float(state.t_skin[0, 0] - f["t_air"][0, 0]))
+    assert excess[-1] > excess[0] + 4.0 and excess[-1] > excess[2] + 1.0
+    assert state.sm_surface[0, 0] < 0.15
+
+
+def test_clay_holds_more_water_than_sand_after_drainage():
+    params, state, veg = _setup([0.92, 0.10], [0.03, 0.60], fveg=0.0, lai=0.0, sm=0.6, t=280.0)
+    state.sm_surface[...] = state.sm_rootzone  # saturated column (clipped to wsat)
+    b = Budget(params, state, veg)
+    f = _forcing(2, t=280.0, q=0.0060, lw=340.0)  # dark, humid (RH 97 %): little evaporation
+    for _ in range(60 * 48):
+        b.step(f)
+    assert b.residual() < 1e-12
+    assert np.all(state.sm_rootzone[1] > state.sm_rootzone[0] + 0.2)
+    # each drains towards (and not below) its field capacity
+    assert np.all(np.abs(state.sm_rootzone - params.wfc[:, None]) < 0.03)
+    assert np.all(b.fluxes.drainage >= 0)
+
+
+def test_one_year_synthetic_closure_and_restart_equivalence():
+    """A year of synthetic weather: closure to round-off; a restart through to_dict equals the uninterrupted run."""
+    params, state, veg = _setup(*SOILS, fveg=0.6, lai=3.0, sm=0.3)
+    b = Budget(params, state, veg)
+    f = _forcing(3)
+    n_steps = 365 * 48
+    saved = None
+    for k in range(n_steps):
+        day = k // 48
+        _diurnal(f, k, 300.0 + 500.0 * math.sin(math.pi * day / 365.0), 268.0 + 30.0 * math.sin(math.pi * day / 365.0))
+        f["precip"][...] = 4.0 / 3600.0 if (k % 240) < 12 else 0.0  # 24 mm every 5 days
+        f["precip"][1] *= 2.0
+        f["q_air"][...] = 0.7 * 0.622 * 611.2 * math.exp(17.67 * (f["t_air"][0, 0] - 273.15)
+                                                          / (f["t_air"][0, 0] - 29.65)) / 1e5
+        b.step(f)
+        if k == n_steps - 49:
+            saved = (state.to_dict(), {key: v.copy() for key, v in f.items()})
+    assert b.bounds_ok
+    assert b.residual() < 1e-10
+    # restart the last day from the saved state and compare bitwise (forcing of the last day rebuilt)
+    st2 = State.from_dict(saved[0])
+    fl2 = lsm.Fluxes(3, N_MEM)
+    f2 = _forcing(3)
+    for k in range(n_steps - 48, n_steps):
+        day = k // 48
+        _diurnal(f2, k, 300.0 + 500.0 * math.sin(math.pi * day / 365.0), 268.0 + 30.0 * math.sin(math.pi * day / 365.0))
+        f2["precip"][...] = 4.0 / 3600.0 if (k % 240) < 12 else 0.0
+        f2["precip"][1] *= 2.0
+        f2["q_air"][...] = 0.7 * 0.622 * 611.2 * math.exp(17.67 * (f2["t_air"][0, 0] - 273.15)
+                                                           / (f2["t_air"][0, 0] - 29.65)) / 1e5
+        lsm.step(st2, f2, params, veg, DT, fl2)
+    assert np.array_equal(st2.data, state.data)
+
+
+def test_cells_and_members_are_independent():
+    """Results do not depend on which cells share an array (domain split) or on member order."""
+    rng = np.random.default_rng(3)
+    params, state, veg = _setup(*SOILS, fveg=0.4, lai=2.0, sm=0.2)
+    state.sm_rootzone[...] = rng.uniform(0.1, 0.35, state.sm_rootzone.shape)
+    f = _forcing(3, precip=1e-3, sw=500.0)
+    f["t_air"][...] = rng.uniform(280, 300, (3, N_MEM))
+    full = state.copy()
+    fl = lsm.Fluxes(3, N_MEM)
+    lsm.step(full, f, params, veg, DT, fl)
+    for c in range(3):
+        part = State(state.data[c:c + 1].copy())
+        fp = lsm.Fluxes(1, N_MEM)
+        lsm.step(part, {k: np.ascontiguousarray(v[c:c + 1]) for k, v in f.items()}, params.subset([c]),
+                 {k: v[c:c + 1] for k, v in veg.items()}, DT, fp)
+        assert np.array_equal(part.data[0], full.data[c])
+        assert np.array_equal(fp.data[:, 0], fl.data[:, c])
+    rev = State(np.ascontiguousarray(state.data[:, :, ::-1]))
+    lsm.step(rev, {k: np.ascontiguousarray(v[:, ::-1]) for k, v in f.items()}, params, veg, DT, fl)
+    assert np.array_equal(rev.data[:, :, ::-1], full.data)
+
+
+def test_bare_soil_evaporation_matches_bulk_formula():
+    """Wet bare soil, neutral stratification (T_air = T_skin): E = rho_a CH V (qsat(Ts) - q_a) with the
+    linearised qsat of the energy balance, and LE = Lv E."""
+    params, state, veg = _setup([0.4], [0.2], fveg=0.0, lai=0.0, sm=0.40, t=298.15)
+    fl = lsm.Fluxes(1, N_MEM)
+    f = _forcing(1, sw=600.0, t=298.15, q=0.010, p=1.0e5, wind=4.0)
+    ts0 = 298.15
+    lsm.step(state, f, params, veg, DT, fl)
+    ts1 = state.t_skin[0, 0]
+    es = 611.2 * math.exp(17.67 * (ts0 - 273.15) / (ts0 - 29.65))
+    q0 = 0.622 * es / (1e5 - 0.378 * es)
+    dq0 = 0.622 * 1e5 / (1e5 - 0.378 * es) ** 2 * es * 17.67 * 243.5 / (ts0 - 29.65) ** 2
+    rho = 1e5 / (287.05 * 298.15 * (1 + 0.61 * 0.010))
+    ch = (0.4 / math.log(10.0 / 0.01)) ** 2
+    e_expected = rho * ch * 4.0 * (q0 + dq0 * (ts1 - ts0) - 0.010)
+    assert fl.evaporation[0, 0] == pytest.approx(e_expected, rel=1e-12)
+    assert fl.latent_heat[0, 0] == pytest.approx(lsm.LV * e_expected, rel=1e-12)
+    assert fl.sensible_heat[0, 0] == pytest.approx(rho * lsm.CP_AIR * ch * 4.0 * (ts1 - 298.15), rel=1e-12)
+    assert fl.transpiration[0, 0] == 0.0 and fl.interception_loss[0, 0] == 0.0
+
+
+def test_energy_balance_backward_euler():
+    """Over bare dry soil (no evaporation, hu ~ 0) the new skin temperature solves the linearised backward
+    Euler force-restore equation."""
+    params, state, veg = _setup([0.4], [0.2], fveg=0.0, lai=0.0, sm=0.2, t=290.0)
+    state.sm_surface[...] = params.wres[0]
+    state.t_deep[...] = 285.0
+    fl = lsm.Fluxes(1, N_MEM)
+    f = _forcing(1, sw=700.0, lw=320.0, t=290.0, q=0.020, wind=2.0)  # q_air > qsat(Ts): dew branch off below
+    f["q_air"][...] = 0.0  # dry air; hu(wres) tiny
+    lsm.step(state, f, params, veg, DT, fl)
+    ts1, ts0, t2 = state.t_skin[0, 0], 290.0, 285.0
+    emis, alb = params.emissivity[0], params.albedo[0]
+    rho = 1e5 / (287.05 * 290.0)
+    chv = (0.4 / math.log(10.0 / 0.01)) ** 2 * 2.0
+    cg = params.cgsat[0] * (params.wsat[0] / 0.2) ** (params.b[0] / (2 * math.log(10)))
+    f0 = (1 - alb) * 700 + emis * 320 - emis * lsm.SIGMA * ts0**4 - rho * lsm.CP_AIR * chv * (ts0 - 290.0)
+    k = 4 * emis * lsm.SIGMA * ts0**3 + rho * lsm.CP_AIR * chv
+    omega = 2 * math.pi / 86400
+    le_small = fl.latent_heat[0, 0]
+    assert abs(le_small) < 5.0
+    lhs = (ts1 - ts0) / DT
+    rhs = cg * (f0 - k * (ts1 - ts0) - le_small) - omega * (ts1 - t2)
+    assert lhs == pytest.approx(rhs, rel=2e-2)
+
+
+def test_priestley_taylor_reference():
+    le, e = lsm.priestley_taylor(298.15, 400.0, 101300.0)
+    assert float(le) == pytest.approx(371.40, abs=0.01)
+    assert float(e) * 3600.0 == pytest.approx(0.54573, rel=1e-5)
+    le, _ = lsm.priestley_taylor(298.15, 400.0, 101300.0, theta=0.2, theta_wp=0.1, theta_fc=0.3)
+    assert float(le) == pytest.approx(0.5 * 371.40, abs=0.01)
+
+
+def test_step_bad_input():
+    params, state, veg = _setup([0.4], [0.2], fveg=0.1, lai=1.0)
+    fl = lsm.Fluxes(1, N_MEM)
+    f = _forcing(1)
+    with pytest.raises(ValueError, match="misses"):
+        lsm.step(state, {k: v for k, v in f.items() if k != "wind"}, params, veg, DT, fl)
+    with pytest.raises(ValueError, match="dt_s"):
+        lsm.step(state, f, params, veg, 0.0, fl)
+    with pytest.raises(ValueError, match="fveg"):
+        lsm.step(state, f, params, {"lai": veg["lai"]}, DT, fl)
+    with pytest.raises(ValueError, match="shape"):
+        lsm.step(state, f, params, veg, DT, lsm.Fluxes(2, N_MEM))
+    bad = dict(f, t_air=np.full((1, N_MEM), 400.0))
+    with pytest.raises(ValueError, match="t_air"):
+        lsm.step(state, bad, params, veg, DT, fl, check=True)
+    with pytest.raises(ValueError, match="float64"):
+        lsm.step(state, dict(f, wind=np.ones((1, N_MEM), dtype=np.float32)), params, veg, DT, fl)
+    # (n_cells,) forcing is broadcast over members
+    lsm.step(state, dict(f, t_air=np.array([290.0])), params, veg, DT, fl, check=True)
+    assert np.all(np.isfinite(state.data))
