@@ -1,0 +1,292 @@
+"""Gridded CF netCDF forcing readers with name/unit presets, streamed in time chunks.
+
+Presets name the source variables (first match wins) and how fluxes are labelled in time:
+
+* ``era5``: t2m, d2m (dewpoint -> q with sp), sp, u10/v10 -> wind, ssrd/strd (J m-2 accumulated over
+  the hour ending at the time stamp) or msdwswrf/msdwlwrf (W m-2), tp (m per hour) or mtpr;
+* ``era5-land``: the same names, but accumulations run from 00 UTC and are de-accumulated
+  (``F_k = A_k - A_(k-1)``, except at 01 UTC where ``F_k = A_k``);
+* ``gldas2`` (Noah 3-hourly): Tair_f_inst, Qair_f_inst, Psurf_f_inst, Wind_f_inst, SWdown_f_tavg,
+  LWdown_f_tavg, Rainf_f_tavg (interval ends at the stamp);
+* ``merra2``: T2M, QV2M, PS, U2M/V2M (or U10M/V10M), SWGDN, LWGAB, PRECTOTCORR (or PRECTOT), stamps at
+  interval centres;
+* ``generic``: nothing predefined; ``mapping`` gives ``{internal: source}`` (``wind`` may be a pair
+  (u, v); humidity may be given as ``q_air``, ``dewpoint`` or ``rel_hum``), plus optional
+  ``"flux_label"`` and ``"accumulation"`` entries.
+
+Every used variable's ``units`` attribute is checked (:mod:`forcing.units`); unknown or wrong units
+raise ValueError naming the file and variable. Data are read lazily (xarray backends, no dask),
+``chunk_steps`` records at a time over the spatial window the cells need, so memory does not grow
+with the period. Regridding and elevation correction: :mod:`forcing.regrid`; time interpolation:
+:mod:`forcing.timeinterp`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from forcing import units as U
+from forcing.regrid import LAPSE_RATE, BilinearWeights, lapse_adjust
+from forcing.timeinterp import distribute_shortwave, flux_interval, state_bracket
+
+log = logging.getLogger(__name__)
+
+_ERA5 = {
+    "t_air": ["t2m"], "dewpoint": ["d2m"], "q_air": [], "rel_hum": [], "p_surf": ["sp"],
+    "wind": [("u10", "v10"), "si10"], "sw_down": ["ssrd", "msdwswrf"], "lw_down": ["strd", "msdwlwrf"],
+    "precip": ["tp", "mtpr"],
+}
+PRESETS = {
+    "era5": {"vars": _ERA5, "flux_label": "end", "accumulation": "interval"},
+    "era5-land": {"vars": _ERA5, "flux_label": "end", "accumulation": "since_00utc"},
+    "gldas2": {"vars": {"t_air": ["Tair_f_inst"], "q_air": ["Qair_f_inst"], "p_surf": ["Psurf_f_inst"],
+                        "wind": ["Wind_f_inst"], "sw_down": ["SWdown_f_tavg"], "lw_down": ["LWdown_f_tavg"],
+                        "precip": ["Rainf_f_tavg"]},
+               "flux_label": "end", "accumulation": "interval"},
+    "merra2": {"vars": {"t_air": ["T2M"], "q_air": ["QV2M"], "p_surf": ["PS"],
+                        "wind": [("U2M", "V2M"), ("U10M", "V10M")], "sw_down": ["SWGDN"], "lw_down": ["LWGAB"],
+                        "precip": ["PRECTOTCORR", "PRECTOT"]},
+               "flux_label": "centre", "accumulation": "interval"},
+    "generic": {"vars": {}, "flux_label": "end", "accumulation": "interval"},
+}
+_LAT_NAMES = ("latitude", "lat", "y")
+_LON_NAMES = ("longitude", "lon", "x")
+
+
+def _coord(ds, names, what, where):
+    for n in names:
+        if n in ds.variables:
+            return n
+    raise ValueError(f"{where}: no {what} coordinate (looked for {', '.join(names)})")
+
+
+class GriddedForcing:
+    """Gridded forcing from one or more CF netCDF files (concatenated along time).
+
+    Parameters
+    ----------
+    paths : path or list of paths
+    preset : one of :data:`PRESETS`
+    mapping : optional {internal name: source name (or (u, v) for wind)}; overrides the preset
+    required : internal names that must be present (default: all seven); others are optional
+    chunk_steps : records read at a time
+    forcing_elevation_m : (ny, nx) elevation of the forcing grid (m) for the lapse-rate correction
+    sw_zenith : distribute shortwave inside its interval by the solar zenith angle
+    """
+
+    def __init__(self, paths, preset: str, *, mapping: dict | None = None, required=None, chunk_steps: int = 24,
+                 forcing_elevation_m=None, sw_zenith: bool = True):
+        if preset not in PRESETS:
+            raise ValueError(f"unknown forcing preset {preset!r}; valid: {', '.join(PRESETS)}")
+        paths = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
+        if not paths:
+            raise ValueError("no forcing files given")
+        for p in paths:
+            if not p.is_file():
+                raise ValueError(f"forcing file {p} does not exist")
+        if int(chunk_steps) < 2:
+            raise ValueError(f"chunk_steps must be >= 2, got {chunk_steps}")
+        self.preset = preset
+        spec = PRESETS[preset]
+        mapping = dict(mapping or {})
+        self.flux_label = mapping.pop("flux_label", spec["flux_label"])
+        self.accumulation = mapping.pop("accumulation", spec["accumulation"])
+        if self.accumulation not in ("interval", "since_00utc"):
+            raise ValueError(f"accumulation must be 'interval' or 'since_00utc', got {self.accumulation!r}")
+        cands = {k: list(v) for k, v in spec["vars"].items()}
+        for k, v in mapping.items():
+            if k not in U.ALLOWED:
+                raise ValueError(f"forcing mapping key {k!r} unknown; valid: {', '.join(U.ALLOWED)}")
+            cands[k] = [tuple(v) if isinstance(v, list | tuple) else v]
+        required = U.NAMES if required is None else tuple(required)
+        for r in required:
+            if r not in U.NAMES:
+                raise ValueError(f"required forcing variable {r!r} unknown; valid: {', '.join(U.NAMES)}")
+        self.chunk_steps = int(chunk_steps)
+        self.sw_zenith = bool(sw_zenith)
+        self._zf = None if forcing_elevation_m is None else np.asarray(forcing_elevation_m, float)
+
+        # open lazily, index times across files
+        self._ds = [xr.open_dataset(p, decode_times=True, mask_and_scale=True, cache=False) for p in paths]
+        self._paths = paths
+        ds0 = self._ds[0]
+        where0 = f"file {paths[0]}"
+        self._lat_name = _coord(ds0, _LAT_NAMES, "latitude", where0)
+        self._lon_name = _coord(ds0, _LON_NAMES, "longitude", where0)
+        self.lat = np.asarray(ds0[self._lat_name].values, float)
+        self.lon = np.asarray(ds0[self._lon_name].values, float)
+        times, fidx, lidx = [], [], []
+        for i, ds in enumerate(self._ds):
+            if "time" not in ds.variables:
+                raise ValueError(f"file {paths[i]}: no time coordinate")
+            t = ds["time"].values.astype("datetime64[s]")
+            times.append(t)
+            fidx.append(np.full(t.size, i))
+            lidx.append(np.arange(t.size))
+        t = np.concatenate(times)
+        order = np.argsort(t, kind="stable")
+        self.times = t[order]
+        if np.any(np.diff(self.times) <= np.timedelta64(0, "s")):
+            raise ValueError("forcing times are not strictly increasing across files (duplicates?)")
+        self._fidx = np.concatenate(fidx)[order]
+        self._lidx = np.concatenate(lidx)[order]
+        self.dt_s = float(np.median(np.diff(self.times)) / np.timedelta64(1, "s")) if self.times.size > 1 else 3600.0
+
+        # choose and check variables
+        self.sources = {}
+        for name, options in cands.items():
+            for opt in options:
+                srcs = opt if isinstance(opt, tuple) else (opt,)
+                if all(s in ds0.variables for s in srcs):
+                    for s in srcs:
+                        self._check_units(name, s)
+                    self.sources[name] = srcs
+                    break
+        hum = next((h for h in ("q_air", "dewpoint", "rel_hum") if h in self.sources), None)
+        self._humidity = hum
+        self.variables = tuple(n for n in U.NAMES if n in self.sources or (n == "q_air" and hum))
+        if hum in ("dewpoint", "rel_hum") and "p_surf" not in self.sources:
+            raise ValueError(f"file {paths[0]}: humidity given as {hum} needs surface pressure")
+        missing = [r for r in required if r not in self.variables]
+        if missing:
+            raise ValueError(f"file {paths[0]} (preset {preset}): missing forcing variables {missing}; "
+                             f"looked for {[cands.get(m, []) for m in missing]}")
+        self._chunk = None  # (i0, i1, {name: (nt, ny_sub, nx_sub)})
+        self._geom = None
+
+    def _check_units(self, name, src):
+        for i, ds in enumerate(self._ds):
+            if src not in ds.variables:
+                raise ValueError(f"file {self._paths[i]}: variable {src!r} missing (present in the first file)")
+            u = ds[src].attrs.get("units")
+            allowed = U.ALLOWED[name]
+            where = f"file {self._paths[i]}, variable {src!r}"
+            if u is None:
+                raise ValueError(f"{where}: no units attribute")
+            try:
+                _, _, dims = U.parse_units(u)
+            except ValueError as err:
+                raise ValueError(f"{where}: unknown units {u!r} ({err})") from None
+            if dims not in allowed:
+                raise ValueError(f"{where}: units {u!r} are wrong for {name}")
+
+    def close(self):
+        for ds in self._ds:
+            ds.close()
+
+    # --- reading ---------------------------------------------------------------------------
+    def _read(self, src, i0, i1, ys, xs):
+        """Raw values of ``src`` for global records [i0, i1) over the window (ys, xs) -> (nt, ny, nx)."""
+        out = []
+        f = self._fidx[i0:i1]
+        loc = self._lidx[i0:i1]
+        for fi in np.unique(f):
+            ds = self._ds[fi]
+            li = loc[f == fi]
+            da = ds[src].isel(time=slice(int(li.min()), int(li.max()) + 1))
+            dims = [d for d in da.dims if d != "time"]
+            da = da.isel({dims[-2]: ys, dims[-1]: xs})
+            out.append(np.asarray(da.values, dtype=np.float64)[li - li.min()])
+        return np.concatenate(out, axis=0), self._ds[f[0]][src].attrs.get("units"), self._paths[f[0]]
+
+    def _load_chunk(self, i0):
+        i1 = min(i0 + self.chunk_steps, self.times.size)
+        ys, xs = self._geom["ys"], self._geom["xs"]
+        data = {}
+        interval = self.dt_s
+        lead = 1 if (self.accumulation == "since_00utc" and i0 > 0) else 0
+        for name, srcs in self.sources.items():
+            vals = []
+            for s in srcs:
+                raw, u, path = self._read(s, i0 - lead if name in U.FLUXES else i0, i1, ys, xs)
+                if name in U.FLUXES and self.accumulation == "since_00utc":
+                    raw = self._deaccumulate(raw, i0, lead)
+                vals.append(U.convert(raw, u, U.ALLOWED[name], where=f"file {path}, variable {s!r}",
+                                      interval_s=interval))
+            if name == "wind" and len(vals) == 2:
+                data[name] = np.hypot(vals[0], vals[1])
+            else:
+                data[name] = vals[0]
+        if self._humidity == "dewpoint":
+            data["q_air"] = U.q_from_dewpoint(data.pop("dewpoint"), data["p_surf"])
+        elif self._humidity == "rel_hum":
+            data["q_air"] = U.q_from_rh(data.pop("rel_hum"), data["t_air"], data["p_surf"])
+        for k, v in data.items():
+            if np.any(~np.isfinite(v)):
+                raise ValueError(f"forcing {k} has missing values in records {i0}..{i1 - 1} near the cells")
+        self._chunk = (i0, i1, data)
+        log.debug("forcing chunk %d..%d loaded", i0, i1)
+
+    def _deaccumulate(self, raw, i0, lead):
+        t = self.times[i0 - lead:i0 - lead + raw.shape[0]]
+        hours = (t - t.astype("datetime64[D]")) // np.timedelta64(1, "h")
+        out = raw.copy()
+        out[1:] = raw[1:] - raw[:-1]
+        first_of_day = hours == 1
+        out[first_of_day] = raw[first_of_day]
+        if lead:
+            return out[1:]
+        return out
+
+    def _record(self, k):
+        if self._chunk is None or not (self._chunk[0] <= k < self._chunk[1]):
+            self._load_chunk(max(0, min(k, self.times.size - self.chunk_steps)))
+        i0, _, data = self._chunk
+        return {n: v[k - i0] for n, v in data.items()}
+
+    def _set_geometry(self, lat, lon, elevation_m):
+        key = (lat.size, float(lat.sum()), float(lon.sum()), None if elevation_m is None else float(elevation_m.sum()))
+        if self._geom is not None and self._geom["key"] == key:
+            return
+        w = BilinearWeights(self.lat, self.lon, lat, lon, where=f"file {self._paths[0]}")
+        ylo = int(min(w.iy0.min(), w.iy1.min()))
+        yhi = int(max(w.iy0.max(), w.iy1.max()))
+        if np.all(w.ix1 >= w.ix0):
+            xlo, xhi = int(w.ix0.min()), int(w.ix1.max())
+        else:
+            xlo, xhi = 0, w.nx - 1
+        sub = BilinearWeights(self.lat[ylo:yhi + 1], self.lon[xlo:xhi + 1], lat, lon, where=f"file {self._paths[0]}") \
+            if (yhi - ylo + 1, xhi - xlo + 1) != (w.ny, w.nx) else w
+        dz = None
+        if elevation_m is not None:
+            if self._zf is None:
+                raise ValueError("elevation_m given but the forcing grid elevation (forcing_elevation_m) is not")
+            if self._zf.shape != (w.ny, w.nx):
+                raise ValueError(f"forcing_elevation_m shape {self._zf.shape} != forcing grid {(w.ny, w.nx)}")
+            dz = np.asarray(elevation_m, float).ravel() - w.bilinear(self._zf)
+        self._geom = {"key": key, "w": sub, "ys": slice(ylo, yhi + 1), "xs": slice(xlo, xhi + 1), "dz": dz}
+        self._chunk = None
+
+    def fields(self, time, lat, lon, elevation_m=None) -> dict:
+        """Forcing at ``time`` for cells at (lat, lon) (n,), in internal names and units, each (n,)."""
+        lat = np.asarray(lat, float).ravel()
+        lon = np.asarray(lon, float).ravel()
+        if elevation_m is not None and np.asarray(elevation_m).size != lat.size:
+            raise ValueError(f"elevation_m has {np.asarray(elevation_m).size} values for {lat.size} cells")
+        self._set_geometry(lat, lon, elevation_m)
+        w = self._geom["w"]
+        out = {}
+        k, wt = state_bracket(self.times, time)
+        r0 = self._record(k)
+        r1 = self._record(k + 1) if wt > 0 else r0
+        for n in ("t_air", "q_air", "p_surf", "wind"):
+            if n in r0:
+                a = w.bilinear(r0[n])
+                out[n] = a if wt == 0 else (1 - wt) * a + wt * w.bilinear(r1[n])
+        fluxes = [n for n in U.FLUXES if n in self.sources]
+        if fluxes:
+            kf, ts, te = flux_interval(self.times, time, self.flux_label, self.dt_s)
+            rf = self._record(kf)
+            for n in fluxes:
+                out[n] = w.conservative(rf[n]) if n == "precip" else w.bilinear(rf[n])
+            if "sw_down" in out and self.sw_zenith:
+                out["sw_down"] = distribute_shortwave(out["sw_down"], ts, te, time, lat, lon)
+        if self._geom["dz"] is not None and "t_air" in out:
+            empty = np.empty(0)
+            lapse_adjust(out["t_air"], out.get("p_surf", empty), out.get("q_air", empty), self._geom["dz"],
+                         LAPSE_RATE)
+        return out
