@@ -1,0 +1,145 @@
+"""Statistics of the SMAP-L4 style forcing perturbations against theory (SCIENCE.md section 4)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from forcing.perturb import (
+    ForcingPerturbations,
+    PerturbationSettings,
+    ar1_coefficients,
+    lognormal_parameters,
+    truncated_lognormal_mu,
+)
+from model.grid import M01
+
+N_MEM = 300
+N_STEP = 24
+DT = 3 * 3600.0
+
+
+def test_reference_numbers():
+    phi, s = ar1_coefficients(3 * 3600, 24 * 3600)
+    assert phi == pytest.approx(0.882497, abs=1e-6)
+    assert s == pytest.approx(0.470318, abs=1e-6)
+    sig, mu = lognormal_parameters(0.5)
+    assert sig == pytest.approx(0.472381, abs=1e-6)
+    assert mu == pytest.approx(-0.111572, abs=1e-6)
+    # truncation shifts mu up slightly; without truncation it is the plain value
+    assert truncated_lognormal_mu(sig, 50.0) == pytest.approx(mu, abs=1e-12)
+    assert truncated_lognormal_mu(sig, 3.0) > mu
+
+
+def _line_cells(n=30, spacing_m=5000.0):
+    x = M01.x0 + 7_000_000.0 + np.arange(n) * spacing_m
+    return x, np.full(n, 3.0e6)
+
+
+@pytest.fixture(scope="module")
+def sample():
+    x, y = _line_cells()
+    p = ForcingPerturbations(PerturbationSettings(), seed=11, dt_s=DT, x_m=x, y_m=y, n_members=N_MEM)
+    z = np.array([p.standard_fields(s).copy() for s in range(N_STEP)])  # (t, n, m, v)
+    f = {k: np.ones((x.size, N_MEM)) for k in ("precip", "sw_down", "lw_down")}
+    q = ForcingPerturbations(PerturbationSettings(), seed=11, dt_s=DT, x_m=x, y_m=y, n_members=N_MEM)
+    pert = {k: [] for k in f}
+    for s in range(N_STEP):
+        for k in f:
+            f[k][:] = 0.0 if k == "lw_down" else 1.0
+        q.apply(s, f)
+        for k in f:
+            pert[k].append(f[k].copy())
+    return z, {k: np.array(v) for k, v in pert.items()}
+
+
+def _se_corr(rho, n_eff):
+    return (1 - rho**2) / math.sqrt(n_eff)
+
+
+def test_unit_normal_fields(sample):
+    z, _ = sample
+    # members are independent; the time/space samples are correlated, so use members as n_eff
+    m = z.mean(axis=(0, 1))  # per member means, then their spread
+    assert np.all(np.abs(z.mean(axis=(0, 1, 2))) < 5 * z.mean(axis=(0, 1)).std(axis=0) / math.sqrt(N_MEM))
+    assert m.shape == (N_MEM, 3)
+    assert np.allclose(z.std(axis=(0, 1, 2)), 1.0, atol=0.05)
+
+
+def test_multiplicative_mean_and_std(sample):
+    _, pert = sample
+    for k, s in (("precip", 0.5), ("sw_down", 0.3)):
+        f = pert[k]
+        per_member = f.mean(axis=(0, 1))
+        se = per_member.std() / math.sqrt(N_MEM)
+        assert abs(f.mean() - 1.0) < 5 * se + 1e-3, k
+        assert f.std() == pytest.approx(s, rel=0.06), k
+        assert f.min() > 0
+        # truncation at 3 sigma
+        sig, _ = lognormal_parameters(s)
+        assert np.log(f).max() - np.log(f).min() <= 6 * sig + 1e-9
+    assert pert["lw_down"].std() == pytest.approx(20.0, rel=0.05)
+
+
+def test_lag1_autocorrelation(sample):
+    z, _ = sample
+    phi = math.exp(-DT / (24 * 3600))
+    for k in range(3):
+        r = np.corrcoef(z[:-1, :, :, k].ravel(), z[1:, :, :, k].ravel())[0, 1]
+        assert r == pytest.approx(phi, abs=5 * _se_corr(phi, N_MEM * 2))
+
+
+def test_cross_correlations(sample):
+    z, _ = sample
+    for (i, j), c in (((0, 1), -0.8), ((0, 2), 0.5), ((1, 2), -0.5)):
+        r = np.corrcoef(z[..., i].ravel(), z[..., j].ravel())[0, 1]
+        assert r == pytest.approx(c, abs=5 * _se_corr(c, N_MEM * 2)), (i, j)
+
+
+def test_spatial_correlation_at_length(sample):
+    z, _ = sample
+    L = 55.0
+    for lag_km, tol in ((55.0, 0.03), (25.0, 0.02), (100.0, 0.04)):
+        lag = int(lag_km / 5)
+        r = np.corrcoef(z[:, :-lag, :, 0].ravel(), z[:, lag:, :, 0].ravel())[0, 1]
+        assert r == pytest.approx(math.exp(-0.5 * (lag_km / L) ** 2), abs=tol), lag_km
+
+
+def test_split_invariance_and_restart():
+    x, y = _line_cells(40, 3000.0)
+    s = PerturbationSettings(t_air_std_k=1.0)
+    whole = ForcingPerturbations(s, seed=5, dt_s=3600, x_m=x, y_m=y, n_members=4)
+    a = ForcingPerturbations(s, seed=5, dt_s=3600, x_m=x[:17], y_m=y[:17], n_members=4)
+    b = ForcingPerturbations(s, seed=5, dt_s=3600, x_m=x[17:], y_m=y[17:], n_members=4)
+    for step in range(6):
+        zw = whole.standard_fields(step)
+        np.testing.assert_array_equal(zw[:17], a.standard_fields(step))
+        np.testing.assert_array_equal(zw[17:], b.standard_fields(step))
+    # restart: export state at step 5, restore into a fresh object, continue
+    st = whole.get_state()
+    fresh = ForcingPerturbations(s, seed=5, dt_s=3600, x_m=x[17:], y_m=y[17:], n_members=4)
+    fresh.set_state(st)  # the whole-domain state covers the sub-domain's lattice points
+    for step in range(6, 9):
+        np.testing.assert_array_equal(whole.standard_fields(step)[17:], fresh.standard_fields(step))
+    with pytest.raises(ValueError, match="consecutive"):
+        fresh.standard_fields(20)
+
+
+def test_apply_in_place_and_bad_input():
+    x, y = _line_cells(10)
+    p = ForcingPerturbations(PerturbationSettings(), seed=1, dt_s=3600, x_m=x, y_m=y, n_members=3)
+    f = {"precip": np.ones((10, 3)), "sw_down": np.full((10, 3), 500.0), "lw_down": np.full((10, 3), 300.0),
+         "t_air": np.full((10, 3), 290.0)}
+    ids = {k: id(v) for k, v in f.items()}
+    p.apply(0, f)
+    assert {k: id(v) for k, v in f.items()} == ids
+    assert np.all(f["t_air"] == 290.0)  # t_air std 0: untouched
+    assert not np.allclose(f["precip"], 1.0)
+    with pytest.raises(ValueError, match="precip"):
+        p.apply(1, {"precip": np.ones((10, 2))})
+    with pytest.raises(ValueError, match="positive-definite"):
+        PerturbationSettings(corr_precip_sw=-0.99, corr_precip_lw=0.99, corr_sw_lw=0.9)
+    with pytest.raises(ValueError, match="precip_std"):
+        PerturbationSettings(precip_std=-1)
+    with pytest.raises(TypeError):
+        PerturbationSettings(0.5)  # keyword-only
