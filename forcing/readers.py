@@ -265,7 +265,9 @@ class GriddedForcing:
         """Forcing at ``time`` for cells at (lat, lon) (n,), in internal names and units, each (n,)."""
         lat = np.asarray(lat, float).ravel()
         lon = np.asarray(lon, float).ravel()
-        if elevation_m is not None and np.asarray(elevation_m).size != lat.size:
+        if elevation_m is not None:
+            elevation_m = np.asarray(elevation_m, float).ravel()
+        if elevation_m is not None and elevation_m.size != lat.size:
             raise ValueError(f"elevation_m has {np.asarray(elevation_m).size} values for {lat.size} cells")
         self._set_geometry(lat, lon, elevation_m)
         w = self._geom["w"]
