@@ -184,8 +184,8 @@ def _weather(seed, hours, doy, hour_utc, x, y, lat, elev, p, precip_out, sw, lw,
     _lattice_noise(seed, pid_t, ix0, iy0, nxl, nyl, it, lw_t)
     _lattice_noise(seed, pid_w, ix0, iy0, nxl, nyl, it, lw_w)
     # --- storms alive now: born at hour hb in (hours - life_max, hours]
-    for i in range(n):
-        precip_out[i] = 0.0
+    nst = 0
+    st = np.empty((256, 5))  # storm x, y, cut^2, 1/(2 r^2), amplitude
     h_now = math.floor(hours)
     reach = 3.0 * rmax * 1000.0
     pmax = lam0 * math.exp(4.0 * wet_std - 0.5 * wet_std * wet_std) * (1.0 + conv_amp) * (tile_m / 1000.0) ** 2
@@ -233,14 +233,26 @@ def _weather(seed, hours, doy, hour_utc, x, y, lat, elev, p, precip_out, sw, lw,
                 ipk = -peak * math.log(uniform(seed, pid_storm, key, 0, hb, 5))
                 prof = math.sin(math.pi * age / life) ** 2
                 amp = ipk * prof / 3600.0  # kg m-2 s-1
-                cut = 9.0 * r * r
-                inv = 0.5 / (r * r)
-                for i in range(n):
-                    ddx = x[i] - sx
-                    ddy = y[i] - sy
-                    d2 = ddx * ddx + ddy * ddy
-                    if d2 < cut:
-                        precip_out[i] += amp * math.exp(-d2 * inv)
+                if nst == st.shape[0]:
+                    bigger = np.empty((2 * nst, 5))
+                    bigger[:nst] = st
+                    st = bigger
+                st[nst, 0] = sx
+                st[nst, 1] = sy
+                st[nst, 2] = 9.0 * r * r
+                st[nst, 3] = 0.5 / (r * r)
+                st[nst, 4] = amp
+                nst += 1
+    # storms are summed in (age, tile row, tile col) order: the same for any subset of cells
+    for i in range(n):
+        acc = 0.0
+        for j in range(nst):
+            ddx = x[i] - st[j, 0]
+            ddy = y[i] - st[j, 1]
+            d2 = ddx * ddx + ddy * ddy
+            if d2 < st[j, 2]:
+                acc += st[j, 4] * math.exp(-d2 * st[j, 3])
+        precip_out[i] = acc
     # --- per-cell states
     rh_mm_h = 0.5 / 3600.0
     season = math.cos(2 * math.pi * (doy - 200.0) / 365.25)
