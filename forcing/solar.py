@@ -3,7 +3,9 @@
 Spencer (1971) Fourier series for declination delta and equation of time E (radians, gamma the
 fractional-year angle 2 pi (doy - 1 + (hour - 12)/24)/365)::
 
-    cos Z = sin(lat) sin(delta) + cos(lat) cos(delta) cos(h),  h = pi/12 (t_utc + lon/15 + E/(2 pi/24 ... ) - 12)
+    cos Z = sin(lat) sin(delta) + cos(lat) cos(delta) cos(h),  h = pi/12 (t_utc + lon/15 + E_h - 12)
+
+with E_h the equation of time in hours.
 
 Top-of-atmosphere irradiance ``S0 (1 + 0.033 cos(2 pi doy/365)) max(cos Z, 0)``, S0 = 1361 W m-2
 (Kopp & Lean 2011, doi:10.1029/2010GL045777).
