@@ -22,6 +22,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from assimilation.filters import make_filter
 from assimilation.obs import ObsTable
@@ -36,6 +37,7 @@ from run import output, restart
 from run.aggregate import PixelAggregator
 from run.experiment import Experiment, build
 from run.namelist import Namelist
+from run.products import finish, obs_frame
 from run.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -102,8 +104,10 @@ class Driver:
         self.times = []
         self.days = []
         self.obs_rows = []
+        self.obs_before_restart = pd.DataFrame()  # diagnostics rows of the segments before a restart
         self.step0 = 0
         self.cycle = 0
+        self.elevation = self.gather(exp.static["elevation_m"])  # collective: every rank calls it
 
     # ------------------------------------------------------------------ geometry and schedule
     def _pixel_geometry(self):
@@ -371,6 +375,10 @@ class Driver:
         arrays["times"] = (("t_times",), np.array(self.times, "datetime64[s]"))
         arrays["days"] = (("t_days",), np.array(self.days, "datetime64[s]"))
         arrays["cycle"] = ((), np.int64(self.cycle))
+        obs = pd.concat([self.obs_before_restart, obs_frame(self.obs_rows)], ignore_index=True)
+        for col in obs.columns:
+            values = obs[col].to_numpy()
+            arrays[f"obsdiag_{col}"] = (("obs_row",), values.astype(str) if values.dtype == object else values)
         tk = self.time_of(k)
         path = self.nl.output.dir / "restart" / f"{self.nl.name}_{str(tk)[:13]}.nc"
         restart.write(path, nl=self.nl, domain=self.exp.domain, step=k, time=tk, arrays=arrays)
@@ -395,6 +403,7 @@ class Driver:
             for key, arr in arrays.items():
                 if key.startswith("hist_"):
                     self.history[key[5:]] = list(arr)
+            self.obs_before_restart = pd.DataFrame({k[8:]: v for k, v in arrays.items() if k.startswith("obsdiag_")})
             self.times = list(arrays["times"])
             self.days = list(arrays["days"])
         self.cycle = int(arrays["cycle"])
@@ -408,8 +417,6 @@ def _columns(t: ObsTable) -> dict:
 
 def run(nl: Namelist, comm=None, restart=None, stop_after_days=None):
     """Run a case (``smda run``); with ``stop_after_days`` stop early and leave a checkpoint only."""
-    from run.products import finish
-
     drv = Driver(nl, comm)
     if restart is not None:
         drv.load(restart)

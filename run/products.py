@@ -77,7 +77,7 @@ def finish(drv):
     if "lst" in h:
         lst, ndvi = _to_grid(drv, h["lst"]), _to_grid(drv, h["ndvi"])
         days = np.array(drv.days, "datetime64[D]")
-        elevation = _to_grid(drv, [drv.gather(exp.static["elevation_m"])])[0]
+        elevation = _to_grid(drv, [drv.elevation])[0]
         output.write(out / "predictors.nc", {"lst": lst, "ndvi": ndvi}, domain=exp.domain,
                      times=days.astype("datetime64[s]"), attrs=_attrs(nl),
                      extra={"elevation": xr.DataArray(elevation, dims=("y", "x"), attrs=output.variable_attrs("elevation"))})
@@ -139,17 +139,22 @@ def _pixel_values(field, pixel_of_cell, n_pix):
     return vals
 
 
-def _write_obs_diagnostics(drv):
-    nl = drv.nl
-    if not drv.obs_rows:
-        return
+def obs_frame(obs_rows) -> pd.DataFrame:
+    """One row per observation and cycle: value, HX forecast mean and spread, HX analysis mean, QC."""
     frames = []
-    for table, hx_f, spread, hx_a in drv.obs_rows:
+    for table, hx_f, spread, hx_a in obs_rows:
         df = table.to_dataframe()[["time", "lat", "lon", "row", "col", "kind", "pol", "value", "error_std", "qc"]]
         df["hx_forecast_mean"], df["hx_forecast_spread"], df["hx_analysis_mean"] = hx_f, spread, hx_a
         df["qc_reason"] = [QC_REASONS[int(q)] for q in df["qc"]]
         frames.append(df)
-    df = pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _write_obs_diagnostics(drv):
+    nl = drv.nl
+    df = pd.concat([drv.obs_before_restart, obs_frame(drv.obs_rows)], ignore_index=True)
+    if df.empty:
+        return
     path = nl.output.dir / f"{nl.name}_obs_diagnostics.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
