@@ -22,6 +22,8 @@ observation ids, identically on every MPI rank, so a cell's analysis does not de
 Perturbations eps_{o,m} = sqrt(R_o) z with z from :func:`model.streams.normal_field` keyed by
 (seed, "assimilation.obs_perturbation", global obs id, member, cycle); by default they are
 centred (their ensemble mean is removed), so the analysis mean is the Kalman update of the mean.
+A cell without any observation within the cut-off 2 c is left unchanged (no inflation either),
+as in :mod:`assimilation.letkf`.
 """
 
 import numba as nb
@@ -132,6 +134,7 @@ def enkf_update_cells(X, cx, cy, ox, oy, Yp, V, radius, period, inflation, rtpp,
     for i in range(n_cells):
         k = local_obs(cx[i], cy[i], ox, oy, radius, period, idx, rho)
         b = i if per_cell else 0
+        sk = s if k > 0 else 1.0  # a cell without local observations is left unchanged
         for v in range(n_vars):
             mean = 0.0
             for m in range(n):
@@ -139,13 +142,13 @@ def enkf_update_cells(X, cx, cy, ox, oy, Yp, V, radius, period, inflation, rtpp,
             mean /= n
             for m in range(n):
                 xp[m] = X[i, v, m] - mean
-                xa[m] = mean + s * xp[m]
+                xa[m] = mean + sk * xp[m]
             for j in range(k):
                 o = idx[j]
                 c = 0.0
                 for m in range(n):
                     c += xp[m] * Yp[o, m]
-                c *= s * rho[j] / (n - 1)
+                c *= sk * rho[j] / (n - 1)
                 for m in range(n):
                     xa[m] += c * V[o, m]
             finish_cell(xa, xp, rtpp, rtps, lower[b, v], upper[b, v], clip, v)

@@ -275,7 +275,5 @@ def _bounds(b, default, n_cells, n_vars, name):
     if b.shape == (n_vars,):
         return np.ascontiguousarray(b[None, :])
     if b.shape == (n_cells, n_vars):
-        if n_cells == 1:
-            return np.ascontiguousarray(b)
         return np.ascontiguousarray(b)
     raise ValueError(f"{name} must be a scalar, ({n_vars},) or ({n_cells}, {n_vars}), got {b.shape}")

@@ -68,12 +68,14 @@ def point_weights(Yp, d, rinv, idx, rho, k, inflation, G, T):
         c[a] /= lam[a]
     wbar = Q @ c
     sq = np.sqrt((n - 1) / lam)
+    Qs = np.empty((n, n))
+    for a in range(n):
+        for e in range(n):
+            Qs[a, e] = Q[a, e] * sq[e]
+    W = Qs @ np.ascontiguousarray(Q.T)
     for a in range(n):
         for b in range(n):
-            s = 0.0
-            for e in range(n):
-                s += Q[a, e] * sq[e] * Q[b, e]
-            T[a, b] = s + wbar[a]
+            T[a, b] = W[a, b] + wbar[a]
 
 
 @nb.njit(cache=True)
