@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+NP     ?= 2
 # Use the system MPI when there is one (clusters); otherwise the mpich wheel from PyPI.
-EXTRAS := $(if $(shell command -v mpiexec 2>/dev/null),test,test,mpich)
+comma  := ,
+EXTRAS := $(if $(shell command -v mpiexec 2>/dev/null),test,test$(comma)mpich)
+RUNENV := PATH=$(CURDIR)/$(VENV)/bin:$$PATH NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1
 
 .PHONY: demo test test-all bench lint docs clean
 
@@ -15,16 +18,16 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/smda run namelists/osse_default.yaml
+	$(RUNENV) mpiexec -n $(NP) $(VENV)/bin/smda run namelists/osse_default.yaml
 
 test: $(STAMP)
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -m "not slow" -q
+	$(RUNENV) $(PY) -m pytest -m "not slow" -q
 
 test-all: $(STAMP)
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -q
+	$(RUNENV) $(PY) -m pytest -q
 
 bench: $(STAMP)
-	for b in benchmarks/*.py; do PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) $$b || exit 1; done
+	for b in benchmarks/*.py; do $(RUNENV) $(PY) $$b || exit 1; done
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
