@@ -92,7 +92,8 @@ class Driver:
         self.filter = None
         if nl.assimilation.filter != "none":
             a = nl.assimilation
-            settings = {"inflation": a.inflation, "rtps": a.rtps, "rtpp": a.rtpp, "seed": nl.seed}
+            settings = {"inflation": a.inflation, "adaptive_inflation": a.adaptive_inflation, "rtps": a.rtps,
+                        "rtpp": a.rtpp, "seed": nl.seed}
             if a.filter in ("enkf", "letkf"):
                 settings["loc_radius_km"] = a.loc_radius_km
             if a.filter == "letkf":
@@ -214,7 +215,7 @@ class Driver:
         table = synthetic_coarse_obs(truth, px.row[idx], px.col[idx], t, k, cfg, grid_name=o.grid)
         sm = synthetic_coarse_obs({("sm", "", 0.0): mean[idx, 2]}, px.row[idx], px.col[idx], t, k, cfg, grid_name=o.grid)
         sm_coarse = np.full(len(px), np.nan)
-        sm_coarse[self._pixel_rows(sm)] = sm.value
+        sm_coarse[self._pixel_rows(sm)] = np.clip(sm.value, 0.0, None)  # a retrieval is never negative
         return table, sm_coarse
 
     def _pixel_rows(self, table):

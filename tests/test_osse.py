@@ -1,0 +1,37 @@
+"""The default twin experiment, shortened: assimilation beats the open loop at 1 km; outputs are complete."""
+
+import pandas as pd
+import xarray as xr
+
+from run.namelist import DEFAULT_NAMELIST
+from tests.test_driver import smda
+
+
+def test_shortened_default_case(tmp_path):
+    out = tmp_path / "out"
+    smda("run", DEFAULT_NAMELIST, "--set", "domain.size_km=[72, 72]", "--set", "time.end=2019-05-31T00:00",
+         "--set", "model.ensemble_size=12", "--set", f"output.dir={out}", "-q")
+    skill = pd.read_csv(out / "osse_default_skill.csv", index_col=0)
+    ol, an = skill.loc["openloop"], skill.loc["analysis"]
+    # a clear reduction of the 1 km error and of the bias from the biased open-loop forcing
+    assert an["ubRMSE"] < 0.98 * ol["ubRMSE"], skill
+    assert an["RMSE"] < 0.97 * ol["RMSE"], skill
+    assert abs(an["bias"]) < 0.5 * abs(ol["bias"]), skill
+    assert an["R"] > ol["R"], skill
+    # every product and method is in the table; DISPATCH adds within-pixel information
+    assert {"satellite", "dispatch", "empirical"} <= set(skill.index)
+    assert skill.loc["dispatch", "R_within"] > 0.05
+    for f in ("maps.png", "timeseries.png", "skill.png"):
+        assert (out / "figures" / f).stat().st_size > 10_000
+    with xr.open_dataset(out / "osse_default_analysis.nc") as ds:
+        assert ds.attrs["Conventions"] == "CF-1.8" and "smda_namelist" in ds.attrs
+        assert ds["crs"].attrs["grid_mapping_name"] == "lambert_cylindrical_equal_area"
+        for v in ("sm_surface_analysis_mean", "sm_surface_background_spread", "sm_surface_truth", "t_skin_openloop_mean"):
+            assert ds[v].attrs["units"] and ds[v].attrs["grid_mapping"] == "crs"
+        assert (ds["sm_surface_analysis_spread"] > 0).any()
+    diag = pd.read_csv(out / "osse_default_obs_diagnostics.csv")
+    assert {"hx_forecast_mean", "hx_analysis_mean", "qc_reason"} <= set(diag.columns)
+    used = diag["qc"] == 0
+    # the analysis fits the observations more closely than the forecast
+    assert ((diag["value"] - diag["hx_analysis_mean"])[used] ** 2).mean() < ((diag["value"] - diag["hx_forecast_mean"])[used] ** 2).mean()
+    assert "Desroziers" in (out / "osse_default_obs_summary.md").read_text()
