@@ -27,13 +27,20 @@ import pandas as pd
 from assimilation.filters import make_filter
 from assimilation.obs import ObsTable
 from assimilation.qc import model_screening
-from assimilation.synthetic import (LSTConfig, NDVIConfig, SyntheticObsConfig, overpasses, synthetic_coarse_obs,
-                                    synthetic_lst, synthetic_ndvi)
+from assimilation.synthetic import (
+    LSTConfig,
+    NDVIConfig,
+    SyntheticObsConfig,
+    overpasses,
+    synthetic_coarse_obs,
+    synthetic_lst,
+    synthetic_ndvi,
+)
 from model import emission, lsm
 from model.grid import GRIDS
 from model.state import REGISTRY, State
 from model.streams import normal_field
-from run import output, restart
+from run import restart
 from run.aggregate import PixelAggregator
 from run.experiment import Experiment, build
 from run.namelist import Namelist

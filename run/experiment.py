@@ -9,7 +9,6 @@ weather source and the ensemble perturbations. No numerics here: the time loop i
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass
 

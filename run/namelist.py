@@ -127,7 +127,7 @@ class Assimilation:
                                   doc="State variables updated by the analysis.")
     loc_radius_km: float = key(60.0, unit="km", doc="Gaspari-Cohn localization half-width c (taper is 0 beyond 2c).", lo=1.0)
     inflation: float = key(1.0, unit="1", doc="Multiplicative prior inflation.", lo=1.0, hi=3.0)
-    adaptive_inflation: bool = key(False, doc="Estimate the inflation each cycle from the innovations (inflation is then a floor).")
+    adaptive_inflation: bool = key(False, doc="Estimate the inflation each cycle from the innovations (then a floor).")
     rtps: float = key(0.5, unit="1", doc="Relaxation to prior spread.", lo=0.0, hi=1.0)
     rtpp: float = key(0.0, unit="1", doc="Relaxation to prior perturbations.", lo=0.0, hi=1.0)
     weight_interpolation: bool = key(True, doc="LETKF: analysis weights on a coarse lattice, interpolated to 1 km.")

@@ -33,5 +33,7 @@ def test_shortened_default_case(tmp_path):
     assert {"hx_forecast_mean", "hx_analysis_mean", "qc_reason"} <= set(diag.columns)
     used = diag["qc"] == 0
     # the analysis fits the observations more closely than the forecast
-    assert ((diag["value"] - diag["hx_analysis_mean"])[used] ** 2).mean() < ((diag["value"] - diag["hx_forecast_mean"])[used] ** 2).mean()
+    o_a = (diag["value"] - diag["hx_analysis_mean"])[used]
+    o_f = (diag["value"] - diag["hx_forecast_mean"])[used]
+    assert (o_a**2).mean() < (o_f**2).mean()
     assert "Desroziers" in (out / "osse_default_obs_summary.md").read_text()
