@@ -27,6 +27,7 @@ import pandas as pd
 from assimilation.filters import make_filter
 from assimilation.obs import ObsTable
 from assimilation.qc import model_screening
+from assimilation.readers import read as read_product
 from assimilation.synthetic import (
     LSTConfig,
     NDVIConfig,
@@ -42,7 +43,7 @@ from model.state import REGISTRY, State
 from model.streams import normal_field
 from run import restart
 from run.aggregate import PixelAggregator
-from run.experiment import Experiment, build
+from run.experiment import Experiment, build, expand_paths
 from run.namelist import Namelist
 from run.products import finish, obs_frame
 from run.progress import Progress
@@ -91,7 +92,7 @@ class Driver:
         self.truth = ModelRun("truth", exp, 1, perturb_init=False) if exp.twin else None
         self.openloop = ModelRun("openloop", exp, N, perturb_init=True)
         self.analysis = ModelRun("analysis", exp, N, perturb_init=True) if nl.assimilation.filter != "none" else None
-        self.weather = exp.truth_weather()
+        self.weather = exp.truth_weather() if exp.twin else None
         self.ens_weather = exp.ensemble_weather()
         self.perturb = exp.perturbations()
         self.forcing = {k: np.zeros((n, N)) for k in lsm.FORCING}
@@ -108,6 +109,7 @@ class Driver:
             self.filter = make_filter(a.filter, **settings)
         self.pixels = self._pixel_geometry()
         self.agg = PixelAggregator(self.pixels, exp, kind=nl.observations.footprint, fov_km=nl.observations.fov_km)
+        self.product_obs = self._read_products() if nl.observations.source not in ("synthetic", "none") else {}
         self.history = {}   # rank 0: name -> list of per-time canonical arrays
         self.times = []
         self.days = []
@@ -133,6 +135,21 @@ class Driver:
 
     def time_of(self, k: int):
         return self.nl.start + np.timedelta64(int(round(k * self.dt)), "s")
+
+    def _read_products(self) -> dict:
+        """Observations of a real product in the domain (plus halo) and period, grouped by model step."""
+        o, nl = self.nl.observations, self.nl
+        paths = expand_paths(o.paths, "observations.paths")
+        lat, lon = self.exp.domain.latlon()
+        table = read_product(o.source, paths, bbox=(lat.min(), lat.max(), lon.min(), lon.max()), halo_km=o.halo_km,
+                             start=nl.start, end=nl.end + np.timedelta64(int(self.dt), "s"), kind=o.kind,
+                             error_std=o.error_tb_K if o.kind == "tb" else o.error_sm)
+        if o.kind == "tb":
+            table = table.select(np.isin(table.pol, o.polarizations))
+        steps = np.ceil((table.time - nl.start) / np.timedelta64(int(self.dt), "s")).astype(np.int64)
+        if self.root:
+            log.info("%s: %d observations (%s) in %d files", o.source, len(table), table.qc_counts(), len(paths))
+        return {int(k): table.select(steps == k) for k in np.unique(steps)}
 
     def overpass_pixels(self, t1):
         """Mask of observation pixels whose overpass falls in the step ending at ``t1`` (None: no overpass)."""
@@ -168,9 +185,12 @@ class Driver:
             hour1 = float((t1 - t1.astype("datetime64[D]")) / np.timedelta64(1, "s")) / 3600
             if self.truth is not None and abs(hour1 - lst_hour) <= self.dt / 7200:
                 self._record_lst(k + 1, t1, veg)
-            seen = self.overpass_pixels(t1)
-            if seen is not None:
-                self._cycle(k + 1, t1, seen, veg)
+            if self.truth is not None:
+                seen = self.overpass_pixels(t1)
+                if seen is not None:
+                    self._cycle(k + 1, t1, veg, *self._synthetic_obs(k + 1, t1, seen, veg))
+            elif k + 1 in self.product_obs:
+                self._cycle(k + 1, t1, veg, self.product_obs[k + 1], None)
             if (k + 1) % self.steps_per_day == 0:
                 self._end_of_day(t1)
                 every = nl.output.restart_every_days
@@ -197,11 +217,13 @@ class Driver:
             self.analysis.step(self.forcing, exp, veg, self.dt)
 
     # ------------------------------------------------------------------ observations and analysis
-    def _tb(self, state: State, veg):
+    def _tb(self, state: State, veg, angle_deg=None):
+        """1 km TB (H, V) of every member at ``angle_deg`` (default: observations.angle_deg), K."""
         exp, o = self.exp, self.nl.observations
         return emission.brightness_temperature(
             state.sm_surface, state.t_skin, state.t_deep, state.t_skin, veg["vwc"], exp.static["clay"],
-            exp.static["sand"], exp.bulk_density, o.angle_deg, dielectric=o.dielectric, teff=o.teff,
+            exp.static["sand"], exp.bulk_density, o.angle_deg if angle_deg is None else float(angle_deg),
+            dielectric=o.dielectric, teff=o.teff,
             porosity=exp.soil["wsat"], **exp.tau_omega)
 
     def _synthetic_obs(self, k, t, seen, veg):
@@ -230,52 +252,63 @@ class Driver:
         key = self.pixels.row * 100000 + self.pixels.col
         return np.searchsorted(key, table.row * 100000 + table.col)
 
-    def _equivalents(self, run: ModelRun, veg, table: ObsTable):
-        """Model equivalents HX (n_obs, N) of ``table`` from a model run, and footprint means for screening."""
+    def _equivalents(self, run: ModelRun, veg, table: ObsTable, agg: PixelAggregator):
+        """Model equivalents HX (n_obs, N) of ``table`` from a model run (TB at each row's angle and
+        polarization, or surface SM), the footprint means used for screening, and the inside fractions."""
         N = run.state.n_members
+        fields, col = [], np.zeros(len(table), np.int64)
         if self.nl.observations.kind == "tb":
-            tbh, tbv = self._tb(run.state, veg)
-            field = np.concatenate([tbh, tbv], axis=1)
+            angle = np.round(table.angle_deg, 1)
+            for i, a in enumerate(np.unique(angle)):
+                fields += self._tb(run.state, veg, a)
+                col[angle == a] = 2 * i + (table.pol[angle == a] == "V")
         else:
-            field = np.ascontiguousarray(run.state.sm_surface)
-        extra = np.stack([run.state.t_deep.mean(axis=1), run.fluxes.frozen.mean(axis=1), run.fluxes.snow.mean(axis=1),
-                          self.rain_ring.sum(axis=0)], axis=1)
-        mean, inside = self.agg.mean(np.concatenate([field, extra], axis=1), self.nl.observations.min_inside_fraction)
-        rows = self._pixel_rows(table)
-        hx = np.empty((len(table), N))
-        for i, pol in enumerate(table.pol):
-            c = 0 if pol in ("H", "") else N
-            hx[i] = mean[rows[i], c:c + N]
-        return hx, mean[rows, -4:], inside[rows]
+            fields.append(np.ascontiguousarray(run.state.sm_surface))
+        # frozen soil: the deep (daily-mean) soil temperature below 0 C, not a frosty dawn skin
+        fields.append(np.stack([run.state.t_deep.mean(axis=1), (run.state.t_deep < lsm.T_FREEZE).mean(axis=1),
+                                run.fluxes.snow.mean(axis=1), self.rain_ring.sum(axis=0)], axis=1))
+        mean, inside = agg.mean(np.concatenate(fields, axis=1), self.nl.observations.min_inside_fraction)
+        hx = np.take_along_axis(mean, col[:, None] * N + np.arange(N)[None, :], axis=1)
+        return hx, mean[:, -4:], inside
 
-    def _cycle(self, k, t, seen, veg):
+    def _cycle(self, k, t, veg, table: ObsTable, sm_coarse):
+        """One analysis at step ``k`` (time ``t``) with the observations ``table``."""
         nl, exp = self.nl, self.exp
-        table, sm_coarse = self._synthetic_obs(k, t, seen, veg)
         if len(table) == 0:
             return
+        o = nl.observations
+        kind = "gauss" if o.footprint == "gauss" else "auto"
+        agg = PixelAggregator(table, exp, kind=kind, fov_km=np.where(table.fov_km > 0, table.fov_km, o.fov_km))
         ens = self.analysis if self.analysis is not None else self.openloop
-        hx, scr, inside = self._equivalents(ens, veg, table)
-        table = table.with_qc(inside < nl.observations.min_inside_fraction, "too_few_cells")
+        hx, scr, inside = self._equivalents(ens, veg, table, agg)
+        table = table.with_qc(inside < o.min_inside_fraction, "too_few_cells")
         table = model_screening(table, t_soil_K=scr[:, 0], frozen_fraction=scr[:, 1], snow_fraction=scr[:, 2],
-                                water_fraction=0.0, rain_24h_mm=scr[:, 3], heavy_rain_mm=nl.observations.heavy_rain_mm)
+                                water_fraction=0.0, rain_24h_mm=scr[:, 3], heavy_rain_mm=o.heavy_rain_mm)
         ok = table.accepted & np.all(np.isfinite(hx), axis=1)
         record = {f"{v}_background": ens.state[v] for v in STATE_OUT}
         hx_a = hx
         if self.analysis is not None and ok.any():
             X, lower, upper, scatter = self._filter_view()
             idx = np.flatnonzero(ok)
-            ids = ((table.row * GRIDS[nl.observations.grid].n_cols + table.col) * 2 + (table.pol == "V")).astype(np.int64)
+            ids = self._obs_ids(table)
             diag = self.filter.analyse(X, np.stack([exp.x, exp.y], axis=1), hx[idx], table.value[idx],
                                        table.error_std[idx] ** 2, np.stack([table.x[idx], table.y[idx]], axis=1),
                                        obs_ids=ids[idx], cycle=k, lower=lower, upper=upper)
             scatter(X)
-            hx_a, _, _ = self._equivalents(self.analysis, veg, table)
+            hx_a, _, _ = self._equivalents(self.analysis, veg, table, agg)
             if self.root:
                 log.info("analysis %s: %d obs used, %d rejected, O-F mean %.2f rms %.2f, chi2 %.2f",
                          str(t)[:16], diag.n_used, len(table) - diag.n_used, diag.omf["mean"], diag.omf["rms"],
                          diag.omf["chi2"])
         self._record(t, record, sm_coarse, table, hx, hx_a)
         self.cycle += 1
+
+    def _obs_ids(self, table: ObsTable) -> np.ndarray:
+        """Global observation ids for the random streams: position on the global 1 km grid, polarization, angle."""
+        r, c = GRIDS["M01"].rowcol(table.x, table.y)
+        pos = r * GRIDS["M01"].n_cols + c
+        angle = np.nan_to_num(np.round(table.angle_deg * 10), nan=0).astype(np.int64)
+        return (pos * 2 + (table.pol == "V")) * 1000 + angle
 
     def _filter_view(self):
         """(n, k, N) array of the updated variables, per-cell bounds, and the write-back function."""
@@ -316,8 +349,8 @@ class Driver:
                 self._push(f"{v}_{run.name}{suffix}", a.mean(axis=1))
                 if run is self.analysis:
                     self._push(f"{v}_analysis_spread", a.std(axis=1, ddof=1))
-        pix_of_cell = self._pixel_index_of_cells()
-        self._push("sm_surface_satellite", sm_coarse[pix_of_cell])
+        if sm_coarse is not None:
+            self._push("sm_surface_satellite", sm_coarse[self._pixel_index_of_cells()])
         if self.root:
             self.obs_rows.append((table, hx.mean(axis=1), hx.std(axis=1, ddof=1), hx_a.mean(axis=1)))
 

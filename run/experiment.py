@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from forcing.perturb import ForcingPerturbations, PerturbationSettings
+from forcing.readers import GriddedForcing
+from forcing.site import SiteForcing
 from forcing.synthetic import SyntheticSettings, SyntheticWeather
 from model import emission, vegetation
 from model.grid import Domain
@@ -66,8 +69,8 @@ class Experiment:
 
     @property
     def twin(self) -> bool:
-        """A twin experiment: synthetic truth weather and synthetic observations."""
-        return self.nl.forcing.source == "synthetic"
+        """A twin experiment: a truth run gives the synthetic observations."""
+        return self.nl.observations.source == "synthetic"
 
     def vegetation_on(self, doy: float) -> dict:
         """Vegetation of day-of-year ``doy``: ndvi, fveg, lai (m2 m-2), vwc (kg m-2), per cell."""
@@ -80,12 +83,25 @@ class Experiment:
             "vwc": vegetation.vwc_from_ndvi(ndvi, self.static["ndvi_max"], self.static["ndvi_min"], stem),
         }
 
-    def truth_weather(self) -> SyntheticWeather:
-        return SyntheticWeather(SyntheticSettings(), seed=self.nl.seed)
-
-    def ensemble_weather(self) -> SyntheticWeather:
+    def truth_weather(self):
+        """The forcing of the truth run, or of the ensemble in a real case: ``fields(step, time, x, y, lat, lon, z)``."""
         f = self.nl.forcing
-        return self.truth_weather().degraded(coarsen_km=f.openloop_coarsen_km, precip_bias=f.openloop_precip_bias)
+        if f.source == "synthetic":
+            return SyntheticWeather(SyntheticSettings(), seed=self.nl.seed)
+        paths = expand_paths(f.paths, "forcing.paths")
+        if f.source == "site":
+            return _Located(SiteForcing(paths[0], station_elevation_m=f.station_elevation_m))
+        return _Located(GriddedForcing(paths, f.preset.replace("_", "-")))
+
+    def ensemble_weather(self):
+        """The ensemble's forcing: in twin experiments the truth's degraded (coarsened, biased); else the truth's."""
+        f = self.nl.forcing
+        truth = self.truth_weather()
+        if not self.twin:
+            return truth
+        if f.source == "synthetic":
+            return truth.degraded(coarsen_km=f.openloop_coarsen_km, precip_bias=f.openloop_precip_bias)
+        return _Located(truth.source, precip_factor=f.openloop_precip_bias)
 
     def perturbations(self) -> ForcingPerturbations | None:
         p = self.nl.forcing.perturbations
@@ -100,14 +116,33 @@ class Experiment:
                                     n_members=self.n_members)
 
 
+class _Located:
+    """Adapts a reader's ``fields(time, lat, lon, elevation_m)`` to the driver's call (and an optional rain factor)."""
+
+    def __init__(self, source, precip_factor: float = 1.0):
+        self.source, self.precip_factor = source, precip_factor
+
+    def fields(self, step, time, x_m, y_m, lat, lon, elevation_m=None):
+        out = self.source.fields(time, lat, lon, elevation_m)
+        if self.precip_factor != 1.0:
+            out["precip"] = out["precip"] * self.precip_factor
+        return out
+
+
+def expand_paths(patterns, key: str) -> list[Path]:
+    """Files matching the patterns (absolute after namelist resolution), sorted; an error names the key."""
+    files = []
+    for pat in patterns:
+        p = Path(pat)
+        hits = sorted(p.parent.glob(p.name)) if any(c in p.name for c in "*?[") else ([p] if p.exists() else [])
+        if not hits:
+            raise FileNotFoundError(f"{key}: no file matches {pat}")
+        files += hits
+    return files
+
+
 def build(nl: Namelist, comm=None) -> Experiment:
     """Assemble the experiment for this rank of ``comm`` (None: serial)."""
-    if nl.forcing.source != "synthetic":
-        raise ValueError(f"forcing.source {nl.forcing.source!r}: the driver runs synthetic-forcing cases only "
-                         "so far; real forcing readers exist in forcing/ but are not wired into `smda run` yet")
-    if nl.observations.source not in ("synthetic", "none"):
-        raise ValueError(f"observations.source {nl.observations.source!r}: real products are read by "
-                         "assimilation.readers but not wired into `smda run` yet")
     domain = make_domain(nl)
     size = 1 if comm is None else comm.size
     rank = 0 if comm is None else comm.rank

@@ -76,9 +76,10 @@ class Perturbations:
 @section
 class Forcing:
     source: str = key("synthetic", doc="Where the forcing comes from.", choices=("synthetic", "gridded", "site"))
-    paths: tuple[str, ...] = key((), doc="Files or glob patterns (gridded or site forcing), relative to the namelist.")
+    paths: tuple[Path, ...] = key((), doc="Files or glob patterns (gridded or site forcing), relative to the namelist.")
     preset: str = key("era5", doc="Variable names and units of gridded files.",
                       choices=("era5", "era5_land", "gldas2", "merra2", "generic"))
+    station_elevation_m: float | None = key(None, unit="m", doc="Site forcing: station elevation (lapse-rate correction).")
     openloop_coarsen_km: float = key(
         36.0, unit="km", doc="Twin experiments: the ensemble's forcing is the truth's smoothed to this scale.", lo=0.0)
     openloop_precip_bias: float = key(0.8, unit="1", lo=0.0,
@@ -99,7 +100,7 @@ class Model:
 @section
 class Observations:
     source: str = key("synthetic", doc="Observation product (synthetic for twin experiments).", choices=OBS_SOURCES)
-    paths: tuple[str, ...] = key((), doc="Product files or glob patterns, relative to the namelist.")
+    paths: tuple[Path, ...] = key((), doc="Product files or glob patterns, relative to the namelist.")
     kind: str = key("tb", doc="Assimilate brightness temperature or soil moisture.", choices=("tb", "sm"))
     grid: str = key("M36", doc="Footprint grid of synthetic observations.", choices=("M36", "M09", "M25"))
     polarizations: tuple[str, ...] = key(("H", "V"), doc="TB polarizations used.", choices=("H", "V"))
@@ -116,7 +117,7 @@ class Observations:
     dielectric: str = key("mironov", doc="Soil dielectric model.", choices=("mironov", "dobson", "peplinski"))
     teff: str = key("choudhury", doc="Effective temperature model.", choices=("choudhury", "wigneron"))
     tb_bias_K: float = key(0.0, unit="K", doc="Synthetic TB bias added to the observations.")
-    bias_correction: str = key("none", doc="Rescale observations to the model climatology.", choices=("none", "meanstd", "cdf"))
+    halo_km: float = key(50.0, unit="km", doc="Product observations are read this far around the domain.", lo=0.0)
     heavy_rain_mm: float = key(25.0, unit="mm", doc="Screen obs after this much modelled rain in the last 24 h.", lo=0.0)
 
 
@@ -190,8 +191,8 @@ class Namelist:
             out.append((("observations", "paths"), f"source {self.observations.source!r} needs product files"))
         if self.forcing.source != "synthetic" and not self.forcing.paths:
             out.append((("forcing", "paths"), f"source {self.forcing.source!r} needs files"))
-        if self.observations.source == "synthetic" and self.forcing.source != "synthetic":
-            out.append((("observations", "source"), "synthetic observations need a synthetic truth (forcing.source: synthetic)"))
+        if self.forcing.source == "site" and len(self.forcing.paths) != 1:
+            out.append((("forcing", "paths"), "site forcing takes exactly one station table"))
         if self.observations.kind == "sm" and self.observations.source.endswith("_tb"):
             out.append((("observations", "kind"), f"{self.observations.source} holds brightness temperature, not sm"))
         return out
