@@ -28,6 +28,7 @@ from assimilation.diagnostics import desroziers
 from assimilation.obs import QC_REASONS
 from assimilation.regression import CoarseHistory
 from run import output
+from run.insitu import Station, write_csv
 from run.metrics import skill_table
 from run.namelist import Namelist, dump
 from run.setup import make_domain
@@ -86,6 +87,7 @@ def finish(drv):
         output.write(out / "products" / f"{name}.nc", {"sm_surface": g}, domain=exp.domain, times=times,
                      attrs=_attrs(nl, product=name))
     if "truth" in grids:
+        _write_synthetic_stations(out / "synthetic_stations.csv", grids["truth"], times, exp.domain)
         table = skill_table({k: v for k, v in grids.items() if k != "truth"}, grids["truth"], coarse=_coarse(nl))
         table.to_csv(out / f"{nl.name}_skill.csv")
         (out / f"{nl.name}_skill.md").write_text(_markdown(table))
@@ -129,6 +131,18 @@ def run_comparison(nl, domain, times, satellite, days, lst, ndvi, elevation):
             if hist is not None:
                 hist.add(t_days, **args)
     return out
+
+
+def _write_synthetic_stations(path, truth, times, domain, n_side=3):
+    """Twin experiments: the truth at a few 1 km cells as in situ stations (plain CSV), for ``smda validate``."""
+    lat, lon = domain.latlon()
+    rows = np.linspace(5, domain.nrows - 6, n_side).astype(int)
+    cols = np.linspace(5, domain.ncols - 6, n_side).astype(int)
+    index = pd.DatetimeIndex(times, tz="UTC")
+    stations = [Station(f"cell_{r}_{c}", "synthetic", float(lat[r, c]), float(lon[r, c]), 0.0, 0.05,
+                        pd.Series(truth[:, r, c], index=index).dropna())
+                for r in rows for c in cols if np.isfinite(truth[:, r, c]).any()]
+    write_csv(stations, path)
 
 
 def _pixel_values(field, pixel_of_cell, n_pix):

@@ -37,3 +37,21 @@ def test_shortened_default_case(tmp_path):
     o_f = (diag["value"] - diag["hx_forecast_mean"])[used]
     assert (o_a**2).mean() < (o_f**2).mean()
     assert "Desroziers" in (out / "osse_default_obs_summary.md").read_text()
+
+
+def test_validate_twin_against_its_synthetic_stations(tmp_path):
+    case = tmp_path / "case.yaml"
+    case.write_text("name: v\ndomain:\n  centre: [41.35, -5.40]\n  size_km: [36, 36]\ntime:\n  start: 2019-05-01T00:00\n"
+                    "  end: 2019-05-25T00:00\nmodel:\n  ensemble_size: 6\nobservations:\n  orbits: [am, pm]\n"
+                    "comparison:\n  methods: [dispatch]\noutput:\n  dir: out\n  figures: false\nvalidation:\n"
+                    "  min_samples: 5\n")
+    smda("run", case, "-q")
+    out = tmp_path / "out"
+    smda("validate", case, "--insitu", out / "synthetic_stations.csv", "-q")
+    table = pd.read_csv(out / "validation" / "validation_metrics.csv")
+    overall = table[(table["level"] == "overall") & (table["season"] == "all")].set_index("product")
+    assert {"analysis", "openloop", "satellite", "truth"} <= set(overall.index)
+    assert overall.loc["truth", "ubrmsd"] < 1e-6 and overall.loc["truth", "r"] > 0.999999
+    assert overall.loc["analysis", "n_stations"] == 9
+    assert (out / "validation" / "validation_report.md").exists()
+    assert list((out / "validation" / "figures").glob("*.png"))
