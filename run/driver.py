@@ -470,6 +470,12 @@ def run(nl: Namelist, comm=None, restart=None, stop_after_days=None):
     drv.checkpoint(last)
     if drv.root:
         finish(drv)
+        n_obs = sum(len(t) for t, *_ in drv.obs_rows) + len(drv.obs_before_restart)
+        n_used = sum(int(t.accepted.sum()) for t, *_ in drv.obs_rows)
+        if len(drv.obs_before_restart):
+            n_used += int((drv.obs_before_restart["qc"] == 0).sum())
+        log.info("run finished: %.1f s wall, %.3g cell-member-steps/s; %d observations, %d used; outputs in %s",
+                 drv.wall, drv.rate, n_obs, n_used, nl.output.dir)
     return drv
 
 

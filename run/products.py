@@ -97,7 +97,6 @@ def finish(drv):
             from run.figures import skill_figures
 
             skill_figures(out / "figures", grids, times, table, exp.domain)
-    log.info("run finished: %.1f s wall, %.3g cell-member-steps/s; outputs in %s", drv.wall, drv.rate, out)
 
 
 def _coarse(nl):
