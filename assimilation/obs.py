@@ -14,6 +14,8 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
+from model.grid import M01
+
 QC_REASONS = {
     0: "accepted",
     1: "fill_value",
@@ -31,6 +33,7 @@ QC_REASONS = {
     13: "gross_error",
     14: "model_frozen_or_snow",
     15: "too_few_cells",
+    16: "no_rescaling_statistics",
 }
 QC_CODES = {name: code for code, name in QC_REASONS.items()}
 
@@ -97,6 +100,14 @@ class ObsTable:
         qc = self.qc.copy()
         qc[np.asarray(mask, bool) & (qc == 0)] = QC_CODES[reason]
         return replace(self, qc=qc)
+
+    def rescaling_groups(self) -> np.ndarray:
+        """Group key of an observation series for climatological rescaling: footprint position on the
+        global 1 km grid, kind, polarization and incidence angle (0.5 degree bins)."""
+        r, c = M01.rowcol(self.x, self.y)
+        variable = (self.kind == "tb") * 3 + np.select([self.pol == "H", self.pol == "V"], [1, 2], 0)
+        angle = np.nan_to_num(np.round(self.angle_deg * 2), nan=0).astype(np.int64)
+        return ((r * M01.n_cols + c) * 6 + variable) * 200 + angle
 
     @property
     def accepted(self) -> np.ndarray:

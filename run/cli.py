@@ -48,7 +48,8 @@ def _parser():
     v.add_argument("--insitu", metavar="PATH", help="ISMN folder or zip, or CSV station file (default: validation.insitu)")
     d = sub.add_parser("downscale", parents=[common], help="run only the comparison downscaling operators",
                        description="Apply DISPATCH / empirical downscaling to the case's coarse observations.")
-    d.add_argument("--method", action="append", metavar="NAME", help="dispatch, empirical or random_forest (repeatable)")
+    d.add_argument("--method", action="append", choices=("dispatch", "empirical", "random_forest"),
+                   help="comparison operator (repeatable; default: comparison.methods of the namelist)")
     i = sub.add_parser("info", parents=[common], help="print the resolved namelist, domain size and memory estimate",
                        description="Print the resolved namelist (every default filled in), the domain and a memory estimate.")
     i.add_argument("--keys", action="store_true", help="print the documentation of every namelist key (Markdown)")

@@ -18,12 +18,14 @@ between the two is the assimilation alone.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from assimilation import bias
 from assimilation.filters import make_filter
 from assimilation.obs import ObsTable
 from assimilation.qc import model_screening
@@ -110,6 +112,11 @@ class Driver:
         self.pixels = self._pixel_geometry()
         self.agg = PixelAggregator(self.pixels, exp, kind=nl.observations.footprint, fov_km=nl.observations.fov_km)
         self.product_obs = self._read_products() if nl.observations.source not in ("synthetic", "none") else {}
+        self.rescaler = None
+        if nl.observations.rescaling != "none":
+            if not nl.observations.rescaling_stats.exists():
+                raise FileNotFoundError(f"observations.rescaling_stats: file not found: {nl.observations.rescaling_stats}")
+            self.rescaler = bias.load(nl.observations.rescaling_stats)
         self.history = {}   # rank 0: name -> list of per-time canonical arrays
         self.times = []
         self.days = []
@@ -277,6 +284,10 @@ class Driver:
         if len(table) == 0:
             return
         o = nl.observations
+        if self.rescaler is not None:
+            value = self.rescaler.apply(table.value, table.rescaling_groups(), table.time)
+            lost = np.isnan(value) & np.isfinite(table.value)
+            table = dataclasses.replace(table, value=value).with_qc(lost, "no_rescaling_statistics")
         kind = "gauss" if o.footprint == "gauss" else "auto"
         agg = PixelAggregator(table, exp, kind=kind, fov_km=np.where(table.fov_km > 0, table.fov_km, o.fov_km))
         ens = self.analysis if self.analysis is not None else self.openloop

@@ -117,6 +117,13 @@ class Observations:
     dielectric: str = key("mironov", doc="Soil dielectric model.", choices=("mironov", "dobson", "peplinski"))
     teff: str = key("choudhury", doc="Effective temperature model.", choices=("choudhury", "wigneron"))
     tb_bias_K: float = key(0.0, unit="K", doc="Synthetic TB bias added to the observations.")
+    rescaling: str = key("none", choices=("none", "meanstd", "cdf"),
+                         doc="Rescale observations to the model climatology (statistics from an open-loop run).")
+    rescaling_window: str = key("none", choices=("none", "season", "month", "pentad"),
+                                doc="Period of the rescaling statistics (none: one set per pixel).")
+    rescaling_stats: Path | None = key(
+        None, doc="netCDF of rescaling statistics; every run with observations writes <name>_rescaling.nc "
+        "(fitted from its obs and open-loop/forecast equivalents) for use here.")
     halo_km: float = key(50.0, unit="km", doc="Product observations are read this far around the domain.", lo=0.0)
     heavy_rain_mm: float = key(25.0, unit="mm", doc="Screen obs after this much modelled rain in the last 24 h.", lo=0.0)
 
@@ -193,6 +200,9 @@ class Namelist:
             out.append((("forcing", "paths"), f"source {self.forcing.source!r} needs files"))
         if self.forcing.source == "site" and len(self.forcing.paths) != 1:
             out.append((("forcing", "paths"), "site forcing takes exactly one station table"))
+        if self.observations.rescaling != "none" and self.observations.rescaling_stats is None:
+            out.append((("observations", "rescaling_stats"), "rescaling needs statistics: run the open loop "
+                        "(assimilation.filter: none) first and give its <name>_rescaling.nc here"))
         if self.observations.kind == "sm" and self.observations.source.endswith("_tb"):
             out.append((("observations", "kind"), f"{self.observations.source} holds brightness temperature, not sm"))
         return out

@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from assimilation import comparison
+from assimilation import bias, comparison
 from assimilation.diagnostics import desroziers
-from assimilation.obs import QC_REASONS
+from assimilation.obs import QC_REASONS, ObsTable
 from assimilation.regression import CoarseHistory
 from run import output
 from run.insitu import Station, write_csv
@@ -156,7 +156,8 @@ def obs_frame(obs_rows) -> pd.DataFrame:
     """One row per observation and cycle: value, HX forecast mean and spread, HX analysis mean, QC."""
     frames = []
     for table, hx_f, spread, hx_a in obs_rows:
-        df = table.to_dataframe()[["time", "lat", "lon", "row", "col", "kind", "pol", "value", "error_std", "qc"]]
+        df = table.to_dataframe()[["time", "x", "y", "lat", "lon", "row", "col", "kind", "pol", "angle_deg", "value",
+                                   "error_std", "footprint", "source", "qc"]]
         df["hx_forecast_mean"], df["hx_forecast_spread"], df["hx_analysis_mean"] = hx_f, spread, hx_a
         df["qc_reason"] = [QC_REASONS[int(q)] for q in df["qc"]]
         frames.append(df)
@@ -173,6 +174,8 @@ def _write_obs_diagnostics(drv):
     tmp = path.with_name(path.name + ".tmp")
     df.to_csv(tmp, index=False)
     tmp.replace(path)
+    if nl.observations.rescaling == "none":
+        _write_rescaling(nl, df)
     used = (df["qc"] == 0).to_numpy() & np.isfinite(df["hx_forecast_mean"].to_numpy())
     d = (df["value"] - df["hx_forecast_mean"]).to_numpy()[used]
     tot = df["hx_forecast_spread"].to_numpy()[used] ** 2 + df["error_std"].to_numpy()[used] ** 2
@@ -189,6 +192,27 @@ def _write_obs_diagnostics(drv):
              f"HBH' estimate {est['hbh_var']:.3f} (ensemble {np.mean(df['hx_forecast_spread'][used] ** 2):.3f})"
              if d.size else "", ""]
     (nl.output.dir / f"{nl.name}_obs_summary.md").write_text("\n".join(lines))
+
+
+def _write_rescaling(nl, df):
+    """Rescaling statistics (observations -> model climatology) fitted from a run's accepted observations and
+    their forecast equivalents: ``<name>_rescaling_{meanstd,cdf}.nc`` for ``observations.rescaling_stats``."""
+    ok = (df["qc"] == 0).to_numpy() & np.isfinite(df["hx_forecast_mean"].to_numpy())
+    if not ok.any():
+        return
+    d = df[ok]
+    table = ObsTable(**{c: d[c].to_numpy() if c in d else 0 for c in ("time", "x", "y", "lat", "lon", "kind", "pol",
+                                                                        "angle_deg", "value", "error_std", "flags",
+                                                                        "footprint", "row", "col", "fov_km", "source",
+                                                                        "qc")})
+    groups, doy = table.rescaling_groups(), table.time
+    window = nl.observations.rescaling_window
+    for name, matcher in (("meanstd", bias.MeanStdMatcher(window=window)), ("cdf", bias.CDFMatcher(window=window))):
+        matcher.fit(d["hx_forecast_mean"].to_numpy(), d["value"].to_numpy(), groups, doy)
+        path = nl.output.dir / f"{nl.name}_rescaling_{name}.nc"
+        tmp = path.with_name(path.name + ".tmp")
+        matcher.to_netcdf(tmp)
+        tmp.replace(path)
 
 
 def _markdown(df: pd.DataFrame) -> str:

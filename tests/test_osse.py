@@ -1,5 +1,6 @@
 """The default twin experiment, shortened: assimilation beats the open loop at 1 km; outputs are complete."""
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 
@@ -55,3 +56,26 @@ def test_validate_twin_against_its_synthetic_stations(tmp_path):
     assert overall.loc["analysis", "n_stations"] == 9
     assert (out / "validation" / "validation_report.md").exists()
     assert list((out / "validation" / "figures").glob("*.png"))
+    # the comparison operators alone, on the stored coarse product and predictors
+    smda("downscale", case, "--method", "random_forest", "-q")
+    with xr.open_dataset(out / "products" / "random_forest.nc") as rf:
+        assert rf.attrs["product"] == "random_forest" and np.isfinite(rf["sm_surface"].values).any()
+    assert smda("downscale", case, "--method", "bogus", check=False).returncode == 2
+
+
+def test_open_loop_rescaling_statistics_remove_an_observation_bias(tmp_path):
+    case = tmp_path / "ol.yaml"
+    case.write_text("name: ol\ndomain:\n  centre: [41.35, -5.40]\n  size_km: [36, 36]\ntime:\n  start: 2019-05-01T00:00\n"
+                    "  end: 2019-06-10T00:00\nmodel:\n  ensemble_size: 6\nobservations:\n  orbits: [am, pm]\n"
+                    "  tb_bias_K: 12\nassimilation:\n  filter: none\ncomparison:\n  methods: []\noutput:\n  dir: ol\n"
+                    "  figures: false\n")
+    smda("run", case, "-q")
+    stats = tmp_path / "ol" / "ol_rescaling_meanstd.nc"
+    smda("run", case, "-q", "--set", "assimilation.filter=letkf", "--set", "observations.rescaling=meanstd",
+         "--set", f"observations.rescaling_stats={stats}", "--set", "output.dir=da")
+    before = pd.read_csv(tmp_path / "ol" / "ol_obs_diagnostics.csv")
+    after = pd.read_csv(tmp_path / "da" / "ol_obs_diagnostics.csv")
+    omf = [(d["value"] - d["hx_forecast_mean"])[d["qc"] == 0].mean() for d in (before, after)]
+    assert omf[0] > 8.0 and abs(omf[1]) < 2.0, omf
+    r = smda("run", case, "--set", "observations.rescaling=cdf", check=False)
+    assert r.returncode == 2 and "observations.rescaling_stats" in r.stderr
