@@ -296,9 +296,14 @@ class Driver:
         table = model_screening(table, t_soil_K=scr[:, 0], frozen_fraction=scr[:, 1], snow_fraction=scr[:, 2],
                                 water_fraction=0.0, rain_24h_mm=scr[:, 3], heavy_rain_mm=o.heavy_rain_mm)
         ok = table.accepted & np.all(np.isfinite(hx), axis=1)
-        record = {f"{v}_background": ens.state[v] for v in STATE_OUT}
+        # background statistics now: the state arrays are updated in place by the analysis
+        background = {f"{v}_background": ens.state[v] for v in STATE_OUT}
+        background.update(zip(("tb_h_background", "tb_v_background"), self._tb(ens.state, veg), strict=True))
+        record = {k: (a.mean(axis=1), a.std(axis=1, ddof=1)) for k, a in background.items()}
+        if self.analysis is None:
+            record = {}
         hx_a = hx
-        if self.analysis is not None and ok.any():
+        if self.analysis is not None and ok.any():  # (no accepted obs: the analysis equals the background)
             X, lower, upper, scatter = self._filter_view()
             idx = np.flatnonzero(ok)
             ids = self._obs_ids(table)
@@ -307,6 +312,9 @@ class Driver:
                                        obs_ids=ids[idx], cycle=k, lower=lower, upper=upper)
             scatter(X)
             hx_a, _, _ = self._equivalents(self.analysis, veg, table, agg)
+        if self.analysis is not None:
+            tb = self._tb(self.analysis.state, veg)
+            record.update({f"tb_{p}_analysis": (a.mean(axis=1), a.std(axis=1, ddof=1)) for p, a in zip("hv", tb, strict=True)})
             if self.root:
                 log.info("analysis %s: %d obs used, %d rejected, O-F mean %.2f rms %.2f, chi2 %.2f",
                          str(t)[:16], diag.n_used, len(table) - diag.n_used, diag.omf["mean"], diag.omf["rms"],
@@ -348,9 +356,9 @@ class Driver:
 
     def _record(self, t, background, sm_coarse, table, hx, hx_a):
         self.times.append(t)
-        for v, a in background.items():
-            self._push(v + "_mean", a.mean(axis=1))
-            self._push(v + "_spread", a.std(axis=1, ddof=1))
+        for v, (mean, spread) in background.items():
+            self._push(v + "_mean", mean)
+            self._push(v + "_spread", spread)
         for run in (self.truth, self.openloop, self.analysis):
             if run is None:
                 continue

@@ -62,7 +62,7 @@ def finish(drv):
     times = np.array(drv.times, "datetime64[s]")
     if times.size:
         fields = {name: _to_grid(drv, h[name]) for name in h
-                  if name.split("_")[0] in ("sm", "t") and not name.startswith("sm_surface_satellite")}
+                  if name.split("_")[0] in ("sm", "t", "tb") and not name.startswith("sm_surface_satellite")}
         output.write(out / f"{nl.name}_analysis.nc", fields, domain=exp.domain, times=times, attrs=_attrs(nl))
     if "_daily_time" in h:
         daily = {name[len("daily_"):] + "_mean": _to_grid(drv, h[name]) for name in h if name.startswith("daily_")}

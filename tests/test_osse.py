@@ -30,6 +30,10 @@ def test_shortened_default_case(tmp_path):
         for v in ("sm_surface_analysis_mean", "sm_surface_background_spread", "sm_surface_truth", "t_skin_openloop_mean"):
             assert ds[v].attrs["units"] and ds[v].attrs["grid_mapping"] == "crs"
         assert (ds["sm_surface_analysis_spread"] > 0).any()
+        # background and analysis differ (the background is stored before the in-place update)
+        increment = ds["sm_surface_analysis_mean"] - ds["sm_surface_background_mean"]
+        assert float(abs(increment).max()) > 1e-3
+        assert 150 < float(ds["tb_h_analysis_mean"].mean()) < float(ds["tb_v_analysis_mean"].mean()) < 300
     diag = pd.read_csv(out / "osse_default_obs_diagnostics.csv")
     assert {"hx_forecast_mean", "hx_analysis_mean", "qc_reason"} <= set(diag.columns)
     used = diag["qc"] == 0
