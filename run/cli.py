@@ -64,6 +64,12 @@ def _setup_logging(args, rank=0):
                         datefmt="%H:%M:%S", stream=sys.stderr)
 
 
+def _abort_others(comm):
+    """A failure on one rank stops the whole job instead of hanging the others."""
+    if comm is not None and comm.size > 1:
+        comm.Abort(1)
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)  # argparse exits with 2 on usage errors
     from run.namelist import NamelistError, load
@@ -98,8 +104,11 @@ def main(argv=None) -> int:
         return 2
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         log.error("%s: %s", type(exc).__name__, exc)
-        if comm is not None and comm.size > 1:
-            comm.Abort(1)  # a failure on one rank stops the job instead of hanging the others
+        _abort_others(comm)
+        return 1
+    except Exception:  # a bug: show where, and never leave the other ranks waiting in a collective
+        log.exception("unexpected failure")
+        _abort_others(comm)
         return 1
     log.debug("done in %.2f s", time.perf_counter() - t0)
     return 0

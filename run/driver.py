@@ -61,7 +61,7 @@ LST_LOCAL_HOUR = 10.5  # MODIS Terra overpass, local solar time
 class ModelRun:
     """One integration (truth, open loop or analysis): the state and its preallocated work arrays."""
 
-    def __init__(self, name: str, exp: Experiment, n_members: int, *, perturb_init: bool):
+    def __init__(self, name: str, exp: Experiment, n_members: int, *, perturb_init: bool, t_init):
         self.name = name
         soil = exp.soil
         nl = exp.nl
@@ -69,15 +69,16 @@ class ModelRun:
         sm = np.repeat(sm0[:, None], n_members, axis=1)
         if perturb_init:
             sm = sm + nl.model.sm_perturbation_std * normal_field(nl.seed, "init.sm", exp.gidx, n_members, 0)
-        self.state = State.initial(exp.n, n_members, soil, sm=sm, t=288.0)
+        self.state = State.initial(exp.n, n_members, soil, sm=sm, t=t_init)
         self.fluxes = lsm.Fluxes(exp.n, n_members)
         self.daily = np.zeros((len(FLUX_OUT), exp.n))
+        self._buf = np.zeros(exp.n)
 
     def step(self, forcing, exp, veg, dt_s):
         lsm.step(self.state, forcing, exp.soil, veg, dt_s, self.fluxes)
         for i, parts in enumerate(FLUX_OUT.values()):
             for p in parts:
-                self.daily[i] += self.fluxes[p].mean(axis=1)
+                self.daily[i] += np.mean(self.fluxes[p], axis=1, out=self._buf)
 
 
 class Driver:
@@ -91,11 +92,14 @@ class Driver:
         self.steps_per_day = int(round(86400 / self.dt))
         self.root = exp.rank == 0
         n, N = exp.n, exp.n_members
-        self.truth = ModelRun("truth", exp, 1, perturb_init=False) if exp.twin else None
-        self.openloop = ModelRun("openloop", exp, N, perturb_init=True)
-        self.analysis = ModelRun("analysis", exp, N, perturb_init=True) if nl.assimilation.filter != "none" else None
         self.weather = exp.truth_weather() if exp.twin else None
         self.ens_weather = exp.ensemble_weather()
+        # soil and skin start at the first air temperature (start the run a few weeks early as spin-up)
+        t0 = self.ens_weather.fields(0, nl.start, exp.x, exp.y, exp.lat, exp.lon, exp.static["elevation_m"])["t_air"]
+        self.truth = ModelRun("truth", exp, 1, perturb_init=False, t_init=t0) if exp.twin else None
+        self.openloop = ModelRun("openloop", exp, N, perturb_init=True, t_init=t0)
+        self.analysis = (ModelRun("analysis", exp, N, perturb_init=True, t_init=t0)
+                         if nl.assimilation.filter != "none" else None)
         self.perturb = exp.perturbations()
         self.forcing = {k: np.zeros((n, N)) for k in lsm.FORCING}
         self.rain_ring = np.zeros((self.steps_per_day, n))  # ensemble-mean rain per step of the last day (mm)

@@ -40,8 +40,6 @@ class Time:
     start: str = key("2019-05-01T00:00", unit="UTC", doc="First time of the run (ISO 8601).")
     end: str = key("2019-06-30T00:00", unit="UTC", doc="Last time of the run (ISO 8601).")
     dt_s: float = key(3600.0, unit="s", doc="Model time step.", lo=60.0, hi=10800.0)
-    spinup_days: float = key(0.0, unit="day", lo=0.0,
-                             doc="Spin-up of truth and ensemble before start (repeats the first days' forcing).")
 
     def check(self):
         try:
