@@ -113,8 +113,9 @@ class Driver:
             if a.filter == "letkf":
                 settings.update(weight_interpolation=a.weight_interpolation, analysis_spacing_km=a.analysis_spacing_km)
             self.filter = make_filter(a.filter, **settings)
-        self.pixels = self._pixel_geometry()
-        self.agg = PixelAggregator(self.pixels, exp, kind=nl.observations.footprint, fov_km=nl.observations.fov_km)
+        if exp.twin:  # the observed pixels of the synthetic truth, aggregated every overpass
+            self.pixels = self._pixel_geometry()
+            self.agg = PixelAggregator(self.pixels, exp, kind=nl.observations.footprint, fov_km=nl.observations.fov_km)
         self.product_obs = self._read_products() if nl.observations.source not in ("synthetic", "none") else {}
         self.rescaler = None
         if nl.observations.rescaling != "none":
