@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from assimilation import bias
-from assimilation.filters import make_filter
+from assimilation.filters import FILTERS, make_filter
 from assimilation.obs import ObsTable
 from assimilation.qc import model_screening
 from assimilation.readers import read as read_product
@@ -107,12 +107,10 @@ class Driver:
         if nl.assimilation.filter != "none":
             a = nl.assimilation
             settings = {"inflation": a.inflation, "adaptive_inflation": a.adaptive_inflation, "rtps": a.rtps,
-                        "rtpp": a.rtpp, "seed": nl.seed}
-            if a.filter in ("enkf", "letkf"):
-                settings["loc_radius_km"] = a.loc_radius_km
-            if a.filter == "letkf":
-                settings.update(weight_interpolation=a.weight_interpolation, analysis_spacing_km=a.analysis_spacing_km)
-            self.filter = make_filter(a.filter, **settings)
+                        "rtpp": a.rtpp, "seed": nl.seed, "loc_radius_km": a.loc_radius_km,
+                        "weight_interpolation": a.weight_interpolation, "analysis_spacing_km": a.analysis_spacing_km}
+            takes = {f.name for f in dataclasses.fields(FILTERS[a.filter])}  # e.g. the ETKF is not localized
+            self.filter = make_filter(a.filter, **{k: v for k, v in settings.items() if k in takes})
         if exp.twin:  # the observed pixels of the synthetic truth, aggregated every overpass
             self.pixels = self._pixel_geometry()
             self.agg = PixelAggregator(self.pixels, exp, kind=nl.observations.footprint, fov_km=nl.observations.fov_km)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -116,3 +117,13 @@ def test_unwritable_output_and_missing_input(tmp_path):
     assert r.returncode == 1 and "missing.nc" in r.stderr
     r = smda("run", a, "--set", "assimilation.filter=kalman", check=False)
     assert r.returncode == 2 and "assimilation.filter" in r.stderr
+
+
+@pytest.mark.parametrize("name", ["enkf", "etkf"])
+def test_other_filters_through_the_driver(tmp_path, name):
+    a = case(tmp_path, filter=name, end="2019-05-04T00:00")
+    smda("run", a, "-q")
+    d = pd.read_csv(a.parent / "out" / "tiny_obs_diagnostics.csv")
+    used = d[d["qc"] == 0]
+    assert len(used) > 0
+    assert ((used["value"] - used["hx_analysis_mean"]) ** 2).mean() < ((used["value"] - used["hx_forecast_mean"]) ** 2).mean()
