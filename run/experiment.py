@@ -90,7 +90,10 @@ class Experiment:
             return SyntheticWeather(SyntheticSettings(), seed=self.nl.seed)
         paths = expand_paths(f.paths, "forcing.paths")
         if f.source == "site":
-            return _Located(SiteForcing(paths[0], station_elevation_m=f.station_elevation_m))
+            lat, lon = (float(np.mean(v)) for v in self.domain.latlon())
+            return _Located(SiteForcing(paths[0], station_elevation_m=f.station_elevation_m, fill=f.fill, lat=lat,
+                                        lon=lon, columns=f.columns, units=f.units),
+                            elevation=f.station_elevation_m is not None)  # lapse-rate correction needs it
         return _Located(GriddedForcing(paths, f.preset.replace("_", "-")))
 
     def ensemble_weather(self):
@@ -101,7 +104,7 @@ class Experiment:
             return truth
         if f.source == "synthetic":
             return truth.degraded(coarsen_km=f.openloop_coarsen_km, precip_bias=f.openloop_precip_bias)
-        return _Located(truth.source, precip_factor=f.openloop_precip_bias)
+        return _Located(truth.source, precip_factor=f.openloop_precip_bias, elevation=truth.elevation)
 
     def perturbations(self) -> ForcingPerturbations | None:
         p = self.nl.forcing.perturbations
@@ -119,11 +122,16 @@ class Experiment:
 class _Located:
     """Adapts a reader's ``fields(time, lat, lon, elevation_m)`` to the driver's call (and an optional rain factor)."""
 
-    def __init__(self, source, precip_factor: float = 1.0):
-        self.source, self.precip_factor = source, precip_factor
+    def __init__(self, source, precip_factor: float = 1.0, elevation: bool = True):
+        self.source, self.precip_factor, self.elevation = source, precip_factor, elevation
+
+    @property
+    def fill_record(self) -> dict:
+        """Variables filled by generators (site forcing), {name: method}."""
+        return dict(getattr(self.source, "fill_record", {}))
 
     def fields(self, step, time, x_m, y_m, lat, lon, elevation_m=None):
-        out = self.source.fields(time, lat, lon, elevation_m)
+        out = self.source.fields(time, lat, lon, elevation_m if self.elevation else None)
         if self.precip_factor != 1.0:
             out["precip"] = out["precip"] * self.precip_factor
         return out

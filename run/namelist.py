@@ -77,6 +77,12 @@ class Forcing:
     paths: tuple[Path, ...] = key((), doc="Files or glob patterns (gridded or site forcing), relative to the namelist.")
     preset: str = key("era5", doc="Variable names and units of gridded files.",
                       choices=("era5", "era5_land", "gldas2", "merra2", "generic"))
+    columns: dict | None = key(None, doc="Site forcing CSV: internal name (precip, sw_down, lw_down, t_air, q_air, "
+                               "rel_hum, dewpoint, p_surf, wind) -> column title.")
+    units: dict | None = key(None, doc="Site forcing CSV: internal name -> units of its column (e.g. precip: mm h-1).")
+    fill: tuple[str, ...] = key((), choices=("sw_down", "lw_down", "q_air", "wind", "p_surf"),
+                                doc="Site forcing: variables the station lacks, filled by documented generators "
+                                "(recorded in the outputs' forcing_fill attribute).")
     station_elevation_m: float | None = key(None, unit="m", doc="Site forcing: station elevation (lapse-rate correction).")
     openloop_coarsen_km: float = key(
         36.0, unit="km", doc="Twin experiments: the ensemble's forcing is the truth's smoothed to this scale.", lo=0.0)

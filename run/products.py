@@ -54,6 +54,14 @@ def _attrs(nl: Namelist, **extra):
     return {"smda_namelist": dump(nl), "case": nl.name, **extra}
 
 
+def _run_attrs(drv, **extra):
+    """Global attributes of a run's files: the resolved namelist and any generator-filled forcing."""
+    fill = getattr(drv.ens_weather, "fill_record", {})
+    if fill:
+        extra["forcing_fill"] = "; ".join(f"{k}: {v}" for k, v in fill.items())
+    return _attrs(drv.nl, **extra)
+
+
 def finish(drv):
     """Write every output of a finished run and print the skill table (twin experiments)."""
     nl, exp = drv.nl, drv.exp
@@ -63,11 +71,11 @@ def finish(drv):
     if times.size:
         fields = {name: _to_grid(drv, h[name]) for name in h
                   if name.split("_")[0] in ("sm", "t", "tb") and not name.startswith("sm_surface_satellite")}
-        output.write(out / f"{nl.name}_analysis.nc", fields, domain=exp.domain, times=times, attrs=_attrs(nl))
+        output.write(out / f"{nl.name}_analysis.nc", fields, domain=exp.domain, times=times, attrs=_run_attrs(drv))
     if "_daily_time" in h:
         daily = {name[len("daily_"):] + "_mean": _to_grid(drv, h[name]) for name in h if name.startswith("daily_")}
         output.write(out / f"{nl.name}_daily.nc", daily, domain=exp.domain,
-                     times=np.array(h["_daily_time"], "datetime64[s]"), attrs=_attrs(nl))
+                     times=np.array(h["_daily_time"], "datetime64[s]"), attrs=_run_attrs(drv))
     _write_obs_diagnostics(drv)
     if not times.size:
         log.warning("no analysis times in the period: no products written")
@@ -80,12 +88,12 @@ def finish(drv):
         days = np.array(drv.days, "datetime64[D]")
         elevation = _to_grid(drv, [drv.elevation])[0]
         output.write(out / "predictors.nc", {"lst": lst, "ndvi": ndvi}, domain=exp.domain,
-                     times=days.astype("datetime64[s]"), attrs=_attrs(nl),
+                     times=days.astype("datetime64[s]"), attrs=_run_attrs(drv),
                      extra={"elevation": xr.DataArray(elevation, dims=("y", "x"), attrs=output.variable_attrs("elevation"))})
         grids.update(run_comparison(nl, exp.domain, times, grids["satellite"], days, lst, ndvi, elevation))
     for name, g in grids.items():
         output.write(out / "products" / f"{name}.nc", {"sm_surface": g}, domain=exp.domain, times=times,
-                     attrs=_attrs(nl, product=name))
+                     attrs=_run_attrs(drv, product=name))
     if "truth" in grids:
         _write_synthetic_stations(out / "synthetic_stations.csv", grids["truth"], times, exp.domain)
         table = skill_table({k: v for k, v in grids.items() if k != "truth"}, grids["truth"], coarse=_coarse(nl))

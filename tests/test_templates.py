@@ -44,3 +44,25 @@ def test_site_mode_with_station_forcing(tmp_path, sample_data):
     with xr.open_dataset(out / "site_bondville_daily.nc") as d:
         et = d["evaporation_analysis_mean"].values
         assert np.all(np.isfinite(et[:, 0, 0])) and 0 < np.nanmean(et) * 86400 < 8  # mm/day in May
+
+
+def test_site_csv_forcing_with_generated_longwave_is_recorded(tmp_path):
+    t = pd.date_range("2019-05-01", "2019-05-04", freq="1h", tz="UTC")
+    h = t.hour.to_numpy()
+    pd.DataFrame({"time": t.strftime("%Y-%m-%dT%H:%M:%SZ"), "rain_mm_h": np.where(h == 15, 2.0, 0.0),
+                  "sw": np.clip(800 * np.sin((h - 6) / 12 * np.pi), 0, None), "ta": 283 + 6 * np.sin((h - 9) / 12 * np.pi),
+                  "rh": 60.0, "ps": 920.0, "u": 3.0}).to_csv(tmp_path / "station.csv", index=False)
+    case = tmp_path / "site.yaml"
+    case.write_text(
+        "name: csv_site\ndomain:\n  centre: [41.3, -5.4]\n  size_km: [36, 36]\ntime:\n  start: 2019-05-01T00:00\n"
+        "  end: 2019-05-03T00:00\nmodel:\n  ensemble_size: 4\nforcing:\n  source: site\n  paths: [station.csv]\n"
+        "  columns: {precip: rain_mm_h, sw_down: sw, t_air: ta, rel_hum: rh, p_surf: ps, wind: u}\n"
+        "  units: {precip: mm h-1, sw_down: W m-2, t_air: K, rel_hum: '%', p_surf: hPa, wind: m s-1}\n"
+        "  fill: [lw_down]\nobservations:\n  kind: sm\n  orbits: [am, pm]\ncomparison:\n  methods: []\n"
+        "output:\n  dir: out\n  figures: false\n")
+    smda("run", case, "-q")
+    with xr.open_dataset(tmp_path / "out" / "csv_site_daily.nc") as ds:
+        assert "lw_down" in ds.attrs["forcing_fill"] and "Brutsaert" in ds.attrs["forcing_fill"]
+    # without the fill the missing longwave is an error naming the file
+    r = smda("run", case, "--set", "forcing.fill=[]", check=False)
+    assert r.returncode == 1 and "station.csv" in r.stderr
