@@ -7,7 +7,10 @@ Filters (see the modules for the equations and references):
 - ``"etkf"``: global ensemble transform Kalman filter, symmetric square root (Hunt et al. 2007);
 - ``"letkf"``: local ETKF with R-localization (Hunt et al. 2007), weights computed on a lattice of
   analysis points and interpolated to the cells (Yang et al. 2009) or exactly per cell,
-  :mod:`assimilation.letkf`.
+  :mod:`assimilation.letkf`;
+- ``"eakf"``: serial ensemble adjustment Kalman filter (Anderson 2001) with localization of the
+  regressions onto later observations and the state (Anderson 2003, as in DART),
+  :mod:`assimilation.eakf`.
 
 Usage::
 
@@ -37,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from assimilation import enkf, letkf
+from assimilation import eakf, enkf, letkf
 from assimilation.diagnostics import AnalysisDiagnostics, gross_error_mask, innovation_statistics
 from assimilation.inflation import adaptive_inflation, check_inflation
 from assimilation.localization import _period_m, pairwise_taper
@@ -207,7 +210,37 @@ class LETKF(_Filter):
         letkf.interpolate_apply(X, cx, cy, s, i0, j0, ny, Tgrid, self.rtpp, self.rtps, lo, hi, clip)
 
 
-FILTERS = {"enkf": StochasticEnKF, "etkf": ETKF, "letkf": LETKF}
+@dataclass(frozen=True, kw_only=True)
+class EAKF(_Filter):
+    """Serial ensemble adjustment Kalman filter (Anderson 2001, 2003) with localization.
+
+    loc_radius_km : Gaspari-Cohn half-width c in km for the observation-observation and
+        observation-cell regressions (inf: no localization)
+
+    Observations are processed one at a time in ascending global observation id, so every MPI
+    rank does the same sequence.
+    """
+
+    loc_radius_km: float = 50.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check_radius(self.loc_radius_km)
+
+    def _update(self, X, cx, cy, HX, y, r, ox, oy, ids, cycle, lam, lo, hi, clip):
+        order = np.argsort(ids, kind="stable")
+        HXs = np.ascontiguousarray(HX[order])  # a copy: overwritten by the serial sequence
+        ys, rs, oxs, oys = y[order], r[order], ox[order], oy[order]
+        radius, period = _radius_m(self.loc_radius_km), _period_m(self.period_km)
+        Hp = np.empty_like(HXs)
+        dH = np.empty_like(HXs)
+        g = np.empty(ys.size)
+        eakf.observation_increments(HXs, ys, rs, oxs, oys, radius, period, lam, Hp, dH, g)
+        eakf.eakf_update_cells(X, cx, cy, oxs, oys, Hp, dH, g, radius, period, lam, self.rtpp, self.rtps,
+                               lo, hi, clip)
+
+
+FILTERS = {"eakf": EAKF, "enkf": StochasticEnKF, "etkf": ETKF, "letkf": LETKF}
 
 
 def make_filter(name, **settings):
