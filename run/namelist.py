@@ -16,7 +16,7 @@ import yaml
 from run.schema import NamelistError, build, key, section, to_plain
 
 DEFAULT_NAMELIST = Path(__file__).resolve().parent.parent / "namelists" / "osse_default.yaml"
-FILTERS = ("none", "enkf", "etkf", "letkf")
+FILTERS = ("none", "enkf", "etkf", "letkf", "eakf")
 OBS_SOURCES = ("none", "synthetic", "smap_l1c_tb", "smap_l2_sm_p", "smap_l3_sm_p", "smap_l3_sm_p_e",
                "smos_l3_sm", "smos_l3_tb", "smos_l2_sm")
 UPDATABLE = ("sm_surface", "sm_rootzone", "t_skin", "t_deep")

@@ -119,7 +119,7 @@ def test_unwritable_output_and_missing_input(tmp_path):
     assert r.returncode == 2 and "assimilation.filter" in r.stderr
 
 
-@pytest.mark.parametrize("name", ["enkf", "etkf"])
+@pytest.mark.parametrize("name", ["enkf", "etkf", "eakf"])
 def test_other_filters_through_the_driver(tmp_path, name):
     a = case(tmp_path, filter=name, end="2019-05-04T00:00")
     smda("run", a, "-q")

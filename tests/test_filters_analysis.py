@@ -265,7 +265,7 @@ def test_registry_errors_list_valid_names():
         make_filter("kalman")
     with pytest.raises(ValueError, match="analysis_spacing_km"):
         make_filter("letkf", radius=3)
-    assert set(FILTERS) == {"enkf", "etkf", "letkf"}
+    assert set(FILTERS) == {"enkf", "etkf", "letkf", "eakf"}
     with pytest.raises(TypeError):
         FILTERS["letkf"](50.0)  # keyword-only
     with pytest.raises(Exception, match="frozen|cannot assign"):
