@@ -16,13 +16,14 @@ Water (per step of length dt; every flux is limited so that no store goes below 
     infiltration capacity Icap = rho_w Ks (1 + b (1 - wg/wsat)); infiltration-excess runoff = max(0, Pin - Icap)
     d w2/dt = (I - Eg - Etr) / (rho_w d2) - C3/tau max(0, w2 - wfc); water above wsat -> saturation-excess runoff
     d wg/dt = C1/(rho_w d1) (I - Eg) - C2/tau (wg - wgeq)
-    C1 = C1sat (wsat / max(wg, wwilt))^(b/2 + 1), at most 1 when I > Eg;  C2 = C2ref w2 / (wsat - w2 + 0.001)
+    C1 = min(1, C1sat (wsat / max(wg, wwilt))^(b/2 + 1));  C2 = C2ref w2 / (wsat - w2 + 0.001)
 
 ISBA's C1 (Noilhan & Mahfouf 1996) is calibrated for a superficial layer of about 1 cm and grows
-without bound as the soil dries, so that 1 mm of rain could saturate it. Here wg is the 0-5 cm layer
-that L-band sees, so when the layer gains water (I > Eg) C1 is capped at 1: it cannot gain more than
-fell into it. Drying keeps ISBA's C1 (evaporation dries the top of the layer first, which controls
-the skin temperature). Without the cap the 0-5 cm moisture jumped to saturation with every shower.
+without bound as the soil dries, so that 1 mm of rain could saturate it and an afternoon of sun dry
+it to the residual. Here wg is the 0-5 cm layer that L-band sees, so C1 is capped at 1: the force term
+changes wg by no more than the water that crosses its surface (infiltration, evaporation), and the
+restore term exchanges with the root zone. Without the cap the 0-5 cm moisture swung between wilting
+and saturation every day; with it the layer dries over days, and the skin warms more slowly.
     wgeq = wsat [x - a x^p (1 - x^(8p))],  x = w2 / wsat
 
 The drainage term is integrated exactly over the step (exponential decay of w2 - wfc), the restore
@@ -351,8 +352,7 @@ def _step_kernel(x, precip, sw_down, lw_down, t_air, q_air, p_surf, wind, par, f
                 w21 -= dw
             # surface layer: force term explicit, restore term implicit
             c1 = c1sat * math.exp(c1exp * (log_wsat - math.log(max(wg, wwilt))))
-            if infil > eg:  # wetting: no more water than fell into the layer (see the module docstring)
-                c1 = min(c1, 1.0)
+            c1 = min(c1, 1.0)
             c2 = c2ref * w21 / (wsat - w21 + 0.001)
             xr = w21 / wsat
             xp = math.exp(p_eq * (math.log(w21) - log_wsat))

@@ -90,6 +90,6 @@ def test_open_loop_rescaling_statistics_remove_an_observation_bias(tmp_path):
     before = pd.read_csv(tmp_path / "ol" / "ol_obs_diagnostics.csv")
     after = pd.read_csv(tmp_path / "da" / "ol_obs_diagnostics.csv")
     omf = [(d["value"] - d["hx_forecast_mean"])[d["qc"] == 0].mean() for d in (before, after)]
-    assert omf[0] > 8.0 and abs(omf[1]) < 2.0, omf
+    assert omf[0] > 5.0 and abs(omf[1]) < 0.2 * omf[0], omf  # the +12 K TB bias shows, then is removed
     r = smda("run", case, "--set", "observations.rescaling=cdf", check=False)
     assert r.returncode == 2 and "observations.rescaling_stats" in r.stderr
