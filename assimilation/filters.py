@@ -33,6 +33,7 @@ outside are set to the bound and the amounts are reported in the diagnostics.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import logging
 import math
@@ -49,7 +50,7 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
-class _Filter:
+class _Filter(abc.ABC):
     """Settings shared by all filters.
 
     inflation : multiplicative prior (variance) inflation lambda >= 1
@@ -114,8 +115,9 @@ class _Filter:
             hx_spread_per_obs=np.sqrt(var_all), clipped_below=clip[:, 0].copy(),
             clipped_above=clip[:, 1].copy(), n_clipped=clip[:, 2].astype(np.int64))
 
+    @abc.abstractmethod
     def _update(self, X, cx, cy, HX, y, r, ox, oy, ids, cycle, lam, lo, hi, clip):
-        raise NotImplementedError
+        """Analyse X in place with the used observations (inflation lam, bounds lo/hi, clip diagnostics)."""
 
 
 def _radius_m(c_km):
