@@ -94,6 +94,10 @@ def finish(drv):
     for name, g in grids.items():
         output.write(out / "products" / f"{name}.nc", {"sm_surface": g}, domain=exp.domain, times=times,
                      attrs=_run_attrs(drv, product=name))
+    stale = sorted(p.name for p in (out / "products").glob("*.nc") if p.stem not in grids)
+    if stale:
+        log.warning("products/ also holds files this run did not write (an earlier run or smda downscale): %s; "
+                    "smda validate will include them", ", ".join(stale))
     if "truth" in grids:
         _write_synthetic_stations(out / "synthetic_stations.csv", grids["truth"], times, exp.domain)
         table = skill_table({k: v for k, v in grids.items() if k != "truth"}, grids["truth"], coarse=_coarse(nl))
