@@ -118,6 +118,31 @@ def _in_region(region, grid, row, col, time):
 # --------------------------------------------------------------------------------------------------
 # L2_SM_P (swath, 1-D)
 # --------------------------------------------------------------------------------------------------
+def _swath_cells(path, g, group_name, row_name, col_name, names, grid, region):
+    """Read 1-D swath datasets ``names`` for the cells inside ``region`` (one contiguous hyperslab).
+
+    Returns (dict name -> (n,) values, row (n,), col (n,)) of those cells, or None if there are none.
+    """
+    row = read_array(path, g, row_name, group_label=group_name).astype(np.int64)
+    col = read_array(path, g, col_name, group_label=group_name).astype(np.int64)
+    if row.ndim != 1 or row.shape != col.shape:
+        raise ValueError(f"{path}: {group_name}/{row_name} must be 1-D like {col_name}")
+    valid = (row != UINT16_FILL) & (col != UINT16_FILL) & (row < grid.n_rows) & (col < grid.n_cols)
+    x, y = grid.xy(np.where(valid, row, 0), np.where(valid, col, 0))
+    idx = np.flatnonzero(valid & region.contains_xy(x, y))
+    if idx.size == 0:
+        return None
+    sl = slice(int(idx[0]), int(idx[-1]) + 1)
+    cells = {}
+    for n in names:
+        a = read_array(path, g, n, sl, group_name)
+        if a.ndim != 1 or a.shape[0] != sl.stop - sl.start:
+            raise ValueError(f"{path}: dataset {group_name}/{n} has shape {a.shape}, expected 1-D like "
+                             f"{row_name} ({row.shape[0]},)")
+        cells[n] = a[idx - sl.start]
+    return cells, row[idx], col[idx]
+
+
 def read_l2_sm_p(paths, *, region: Region, kind="tb", error_std=None, pols=("H", "V"),
                  tb_variant="corrected", sm_dataset="soil_moisture") -> ObsTable:
     """Read SMAP L2_SM_P half-orbit files (SPL2SMP) into an :class:`ObsTable` (see the module docstring)."""
@@ -135,24 +160,11 @@ def read_l2_sm_p(paths, *, region: Region, kind="tb", error_std=None, pols=("H",
             g = f[group_name]
             names = _needed(kind, pols, tb_variant, sm_dataset) + ["static_water_body_fraction"]
             require(path, g, names + ["EASE_row_index", "EASE_column_index"], group_name, product)
-            row = read_array(path, g, "EASE_row_index", group_label=group_name).astype(np.int64)
-            col = read_array(path, g, "EASE_column_index", group_label=group_name).astype(np.int64)
-            if row.ndim != 1 or row.shape != col.shape:
-                raise ValueError(f"{path}: {group_name}/EASE_row_index must be 1-D like EASE_column_index")
-            valid = (row != UINT16_FILL) & (col != UINT16_FILL) & (row < grid.n_rows) & (col < grid.n_cols)
-            x, y = grid.xy(np.where(valid, row, 0), np.where(valid, col, 0))
-            idx = np.flatnonzero(valid & region.contains_xy(x, y))
-            if idx.size == 0:
+            found = _swath_cells(path, g, group_name, "EASE_row_index", "EASE_column_index", names, grid, region)
+            if found is None:
                 continue
-            sl = slice(int(idx[0]), int(idx[-1]) + 1)
-            cells = {}
-            for n in names:
-                a = read_array(path, g, n, sl, group_name)
-                if a.shape[0] != sl.stop - sl.start or a.ndim != 1:
-                    raise ValueError(f"{path}: dataset {group_name}/{n} has shape {a.shape}, expected 1-D "
-                                     f"like EASE_row_index ({row.shape[0]},)")
-                cells[n] = a[idx - sl.start]
-            cells["row"], cells["col"] = row[idx], col[idx]
+            cells, row, col = found
+            cells["row"], cells["col"] = row, col
             keep = region.contains_time(smap_time(cells["tb_time_seconds"]))
             cells = {k: v[keep] for k, v in cells.items()}
             out.append(_rows_from_cells(path, cells, kind=kind, pols=pols, grid=grid, source=product,
@@ -251,23 +263,10 @@ def read_l1c_tb(paths, *, region: Region, kind="tb", error_std=None, pols=("H", 
                 for p in pols:
                     per_look += [f"cell_tb_{p.lower()}_{lk}", f"cell_tb_qual_flag_{p.lower()}_{lk}"]
             require(path, g, ["cell_row", "cell_column"] + per_look, group_name, product)
-            row = read_array(path, g, "cell_row", group_label=group_name).astype(np.int64)
-            col = read_array(path, g, "cell_column", group_label=group_name).astype(np.int64)
-            if row.ndim != 1 or row.shape != col.shape:
-                raise ValueError(f"{path}: {group_name}/cell_row must be 1-D like cell_column")
-            valid = (row != UINT16_FILL) & (col != UINT16_FILL) & (row < grid.n_rows) & (col < grid.n_cols)
-            x, y = grid.xy(np.where(valid, row, 0), np.where(valid, col, 0))
-            idx = np.flatnonzero(valid & region.contains_xy(x, y))
-            if idx.size == 0:
+            found = _swath_cells(path, g, group_name, "cell_row", "cell_column", per_look, grid, region)
+            if found is None:
                 continue
-            sl = slice(int(idx[0]), int(idx[-1]) + 1)
-            d = {}
-            for n in per_look:
-                a = read_array(path, g, n, sl, group_name)
-                if a.ndim != 1 or a.shape[0] != sl.stop - sl.start:
-                    raise ValueError(f"{path}: dataset {group_name}/{n} has shape {a.shape}, expected 1-D like "
-                                     f"cell_row ({row.shape[0]},)")
-                d[n] = a[idx - sl.start]
+            d, row, col = found
             # whole-orbit fore/aft consistency (GEOSldas): std of fore - aft over cells where both pass
             orbit_bad = False
             diffs = []
@@ -314,7 +313,7 @@ def read_l1c_tb(paths, *, region: Region, kind="tb", error_std=None, pols=("H", 
                     masks = merge_masks({"fill_value": fill[keep]}, smap_tb_qual_masks(q[keep]),
                                         {"product_quality_flag": np.full(int(keep.sum()), orbit_bad)})
                     out.append(make_table(
-                        time=time[keep], row=row[idx][keep], col=col[idx][keep], grid=grid, kind="tb", pol=p,
+                        time=time[keep], row=row[keep], col=col[keep], grid=grid, kind="tb", pol=p,
                         angle_deg=ang[keep], value=v[keep], error_std=err, flags=q[keep].astype(np.uint32),
                         footprint="M36", source=product, masks=masks, fov_km=DEFAULT_FOV_KM))
     return ObsTable.concat(out)
