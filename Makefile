@@ -11,7 +11,7 @@ RUNENV := PATH=$(CURDIR)/$(VENV)/bin:$$PATH NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=
 
 .PHONY: demo test test-all bench lint docs clean
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg setup.py pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"

@@ -1,1 +1,2 @@
-"""Filters, observation operators and readers, bias correction, and the comparison operators."""
+"""Data assimilation: the analysis (``filters``), the observations (``observations``) and the comparison
+downscaling methods (``downscaling``)."""

@@ -12,8 +12,8 @@ import time
 import numba
 import numpy as np
 
-from assimilation.filters import make_filter
-from model.streams import normal_field
+from smda.assimilation.filters import make_filter
+from smda.model.streams import normal_field
 
 
 def problem(side, n, n_vars, obs_spacing_km=36.0):

@@ -19,7 +19,7 @@ MPIEXEC = str(Path(sys.executable).parent / "mpiexec")
 
 def run(ranks: int, width_km: int, days: int, workdir: Path) -> tuple[float, float]:
     out = workdir / f"r{ranks}"
-    cmd = [sys.executable, "-m", "run.cli", "run", str(REPO / "namelists" / "osse_default.yaml"), "-v",
+    cmd = [sys.executable, "-m", "smda.run.cli", "run", str(REPO / "namelists" / "osse_default.yaml"), "-v",
            "--set", f"domain.size_km=[{width_km}, 72]", "--set", f"time.end=2019-05-{1 + days:02d}T00:00",
            "--set", "model.ensemble_size=24", "--set", f"output.dir={out}", "--set", "output.figures=false"]
     if ranks > 1:

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from forcing.perturb import ForcingPerturbations, PerturbationSettings
-from forcing.readers import GriddedForcing
-from forcing.synthetic import SyntheticWeather
-from model.grid import Domain
+from smda.forcing.perturb import ForcingPerturbations, PerturbationSettings
+from smda.forcing.readers import GriddedForcing
+from smda.forcing.synthetic import SyntheticWeather
+from smda.model.grid import Domain
 
 
 def make_file(path, n_hours, ny=40, nx=40):

@@ -16,7 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from model import site_run  # noqa: E402
+from smda.model import site_run  # noqa: E402
 
 SOILS = {"sand": (0.92, 0.03), "silt loam": (0.20, 0.20), "clay": (0.10, 0.60)}
 

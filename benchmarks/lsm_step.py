@@ -1,4 +1,4 @@
-"""Throughput of one land surface model step (model.lsm.step).
+"""Throughput of one land surface model step (smda.model.lsm.step).
 
 Prints cell-member-steps per second (single thread; run with NUMBA_NUM_THREADS=1) and the bytes the
 step moves (state read + written, forcing read, fluxes and flags written, parameters read) for
@@ -15,8 +15,8 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from model import lsm, soil  # noqa: E402
-from model.state import State  # noqa: E402
+from smda.model import lsm, soil  # noqa: E402
+from smda.model.state import State  # noqa: E402
 
 
 def main(n_cells=100_000, n_members=32, n_steps=10, repeats=3):

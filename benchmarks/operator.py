@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from assimilation.operator import FootprintOperator, finish
-from model.grid import GRIDS, Domain
+from smda.assimilation.observations.operator import FootprintOperator, finish
+from smda.model.grid import GRIDS, Domain
 
 
 def _geometry(domain, footprint):

@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 
-from model.dielectric import dielectric_model_id
-from model.emission import brightness_temperature, igbp_parameters, tb_kernel, teff_model_id
+from smda.model.dielectric import dielectric_model_id
+from smda.model.emission import brightness_temperature, igbp_parameters, tb_kernel, teff_model_id
 
 
 def _setup(n_cells, n_members):

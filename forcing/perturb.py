@@ -19,7 +19,7 @@ Perturbations:
 Construction of z (domain-split invariant and restartable): white normals w are drawn on a
 coarse lattice anchored to the EASE-Grid 2.0 global origin (spacing ``lattice_cells`` 1 km cells),
 keyed by (seed, "forcing.perturb", global lattice index, member, step, variable) through
-:mod:`model.streams`. The correlated lattice field is the normalised discrete convolution of w
+:mod:`smda.model.streams`. The correlated lattice field is the normalised discrete convolution of w
 with a Gaussian kernel of width ``L / sqrt(2)`` (the convolution of two such kernels is the
 Gaussian correlation of length L). Every rank computes the lattice points around its own cells
 in exactly the same way. Cell values are the bilinear interpolation of the lattice AR(1) state,
@@ -39,8 +39,9 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-from model.grid import M01
-from model.streams import normal, purpose_id
+from smda.jit import kernel
+from smda.model.grid import M01
+from smda.model.streams import normal, purpose_id
 
 VARIABLES = ("precip", "sw_down", "lw_down", "t_air")
 _MULTIPLICATIVE = (True, True, False, False)
@@ -143,7 +144,7 @@ class PerturbationSettings:
 # kernels
 
 
-@nb.njit(cache=True)
+@kernel
 def _white_and_mix(seed, pid, row0, col0, step, var_draw, chol, out):
     """Independent normals keyed by lattice point, mixed by the Cholesky factor ``chol`` (nv, nv)."""
     nr, nc, nm, nv = out.shape
@@ -161,7 +162,7 @@ def _white_and_mix(seed, pid, row0, col0, step, var_draw, chol, out):
                     out[r, c, m, k] = s
 
 
-@nb.njit(cache=True)
+@kernel
 def _convolve(white, kern, tmp, out):
     """Separable convolution: white (nr+2K, nc+2K, nm, nv) -> out (nr, nc, nm, nv); kern (2K+1,)."""
     nk = kern.shape[0]
@@ -185,7 +186,7 @@ def _convolve(white, kern, tmp, out):
                     out[r, c, m, k] = s
 
 
-@nb.njit(cache=True)
+@kernel
 def _ar1(state, innov, phi, scale):
     nr, nc, nm, nv = state.shape
     for r in range(nr):
@@ -195,7 +196,7 @@ def _ar1(state, innov, phi, scale):
                     state[r, c, m, k] = phi[k] * state[r, c, m, k] + scale[k] * innov[r, c, m, k]
 
 
-@nb.njit(cache=True)
+@kernel
 def _apply_cells(state, ir, ic, wr, wc, norm, kind, a, b, lo, hi, fields, k_of_field):
     """Interpolate the lattice state to cells and perturb the forcing arrays in place.
 
@@ -227,7 +228,7 @@ def _apply_cells(state, ir, ic, wr, wc, norm, kind, a, b, lo, hi, fields, k_of_f
                     x[i, m] += b[k] * z
 
 
-@nb.njit(cache=True)
+@kernel
 def _cell_values(state, ir, ic, wr, wc, norm, out):
     """Unit-variance cell fields out (n, nm, nv) interpolated from the lattice state."""
     n = ir.shape[0]
@@ -264,7 +265,7 @@ class ForcingPerturbations:
 
     def __init__(self, settings: PerturbationSettings, *, seed: int, dt_s: float, x_m, y_m, n_members: int):
         if not isinstance(settings, PerturbationSettings):
-            raise ValueError("settings must be a forcing.perturb.PerturbationSettings")
+            raise ValueError("settings must be a smda.forcing.perturb.PerturbationSettings")
         x_m = np.asarray(x_m, dtype=np.float64).ravel()
         y_m = np.asarray(y_m, dtype=np.float64).ravel()
         if x_m.shape != y_m.shape or x_m.size == 0:

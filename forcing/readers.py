@@ -14,11 +14,11 @@ Presets name the source variables (first match wins) and how fluxes are labelled
   (u, v); humidity may be given as ``q_air``, ``dewpoint`` or ``rel_hum``), plus optional
   ``"flux_label"`` and ``"accumulation"`` entries.
 
-Every used variable's ``units`` attribute is checked (:mod:`forcing.units`); unknown or wrong units
+Every used variable's ``units`` attribute is checked (:mod:`smda.forcing.units`); unknown or wrong units
 raise ValueError naming the file and variable. Data are read lazily (xarray backends, no dask),
 ``chunk_steps`` records at a time over the spatial window the cells need, so memory does not grow
-with the period. Regridding and elevation correction: :mod:`forcing.regrid`; time interpolation:
-:mod:`forcing.timeinterp`.
+with the period. Regridding and elevation correction: :mod:`smda.forcing.regrid`; time interpolation:
+:mod:`smda.forcing.timeinterp`.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from forcing import units as U
-from forcing.regrid import LAPSE_RATE, BilinearWeights, lapse_adjust
-from forcing.timeinterp import distribute_shortwave, flux_interval, state_bracket
+from smda.forcing import units as U
+from smda.forcing.regrid import LAPSE_RATE, BilinearWeights, lapse_adjust
+from smda.forcing.timeinterp import distribute_shortwave, flux_interval, state_bracket
 
 log = logging.getLogger(__name__)
 

@@ -22,22 +22,22 @@ from __future__ import annotations
 
 import math
 
-import numba as nb
 import numpy as np
 
-from forcing.units import EPS
+from smda.forcing.units import EPS
+from smda.jit import kernel
 
 LAPSE_RATE = -6.5e-3  # K m-1
 G = 9.80665
 R_D = 287.05
 
 
-@nb.njit(cache=True)
+@kernel
 def _esat(t):
     return 611.2 * math.exp(17.67 * (t - 273.15) / (t - 29.65))
 
 
-@nb.njit(cache=True)
+@kernel
 def lapse_adjust(t, p, q, dz, gamma):
     """Elevation-correct (in place) t (K), p (Pa), q (kg/kg) for height differences dz (m); arrays (n,).
 

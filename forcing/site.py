@@ -10,7 +10,7 @@ Two layouts are read:
   ``rel_hum`` for humidity) to column titles, ``units`` gives each one's units, ``time_column`` the
   UTC time stamps.
 
-Units are converted to the internal set (:mod:`forcing.units`); relative humidity or dewpoint become
+Units are converted to the internal set (:mod:`smda.forcing.units`); relative humidity or dewpoint become
 specific humidity (Bolton 1980). Variables the site lacks are an error unless the caller lists them
 in ``fill``; then a documented generator fills them and the fill is recorded in
 ``df.attrs["forcing_fill"]`` ({name: method}) for the output metadata:
@@ -22,7 +22,7 @@ in ``fill``; then a documented generator fills them and the fill is recorded in
 * ``p_surf``: standard atmosphere at ``elevation_m``, ``101325 (1 - 2.25577e-5 z)^5.25588``.
 
 In time, states are interpolated linearly and fluxes are held over the interval that ends at
-their time stamp (``flux_label``, see :mod:`forcing.timeinterp`).
+their time stamp (``flux_label``, see :mod:`smda.forcing.timeinterp`).
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forcing import units as U
-from forcing.regrid import LAPSE_RATE, lapse_adjust
-from forcing.solar import SOLAR_CONSTANT, interval_cos_zenith
-from forcing.timeinterp import flux_interval, state_bracket
+from smda.forcing import units as U
+from smda.forcing.regrid import LAPSE_RATE, lapse_adjust
+from smda.forcing.solar import SOLAR_CONSTANT, interval_cos_zenith
+from smda.forcing.timeinterp import flux_interval, state_bracket
 
 SIGMA_SB = 5.670374419e-8
 _NOAHOWP_COLUMNS = ["year", "month", "day", "hour", "minute", "wind", "wind_dir", "t_air", "rel_hum", "p_surf",

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import math
 
-import numba as nb
 import numpy as np
+
+from smda.jit import kernel
 
 SOLAR_CONSTANT = 1361.0  # W m-2
 
 
-@nb.njit(cache=True)
+@kernel
 def cos_zenith(doy, hour_utc, lat_deg, lon_deg):
     """Cosine of the solar zenith angle (may be negative at night); doy 1-366, hour_utc in [0, 24)."""
     g = 2.0 * math.pi / 365.0 * (doy - 1.0 + (hour_utc - 12.0) / 24.0)
@@ -35,7 +36,7 @@ def cos_zenith(doy, hour_utc, lat_deg, lon_deg):
     return math.sin(lat) * math.sin(decl) + math.cos(lat) * math.cos(decl) * math.cos(ha)
 
 
-@nb.njit(cache=True)
+@kernel
 def _mean_cos_zenith(doy, h0, h1, lat, lon, nsub, out_mean, out_now, h_now):
     for i in range(lat.shape[0]):
         s = 0.0

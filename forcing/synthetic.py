@@ -2,7 +2,7 @@
 
 Every field is a pure function of (seed, time, global EASE-Grid 2.0 position of the cell), so any
 subset of cells (an MPI rank's) gets identical values. All randomness comes from
-:mod:`model.streams`, keyed by global lattice indices and absolute hour/slot indices.
+:mod:`smda.model.streams`, keyed by global lattice indices and absolute hour/slot indices.
 
 Components (t the time, x/y EASE-Grid 2.0 coordinates in m, lon = x / (a k0) on the global
 cylindrical grid):
@@ -36,13 +36,13 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-import numba as nb
 import numpy as np
 
-from forcing.regrid import LAPSE_RATE, lapse_adjust
-from forcing.solar import SOLAR_CONSTANT, day_and_hour
-from model.grid import M01, WGS84_F, xy_to_latlon
-from model.streams import normal, purpose_id, uniform
+from smda.forcing.regrid import LAPSE_RATE, lapse_adjust
+from smda.forcing.solar import SOLAR_CONSTANT, day_and_hour
+from smda.jit import kernel
+from smda.model.grid import M01, WGS84_F, xy_to_latlon
+from smda.model.streams import normal, purpose_id, uniform
 
 _E2 = WGS84_F * (2 - WGS84_F)
 _K0 = math.cos(math.radians(30.0)) / math.sqrt(1 - _E2 * math.sin(math.radians(30.0)) ** 2)
@@ -115,7 +115,7 @@ class SyntheticSettings:
 # kernels
 
 
-@nb.njit(cache=True)
+@kernel
 def _lattice_noise(seed, pid, ix0, iy0, nxl, nyl, it, out):
     """out[iy, ix, 0/1]: normals at lattice (iy0+iy, ix0+ix) and time slots it, it+1."""
     for j in range(nyl):
@@ -125,7 +125,7 @@ def _lattice_noise(seed, pid, ix0, iy0, nxl, nyl, it, out):
             out[j, i, 1] = normal(seed, pid, key, 0, it + 1, 0)
 
 
-@nb.njit(cache=True)
+@kernel
 def _interp3(la, lb, lc, ix0, iy0, gx, gy, wt):
     """Trilinear interpolation of three lattice fields at one point, divided by the exact std."""
     jx = int(math.floor(gx))
@@ -153,7 +153,7 @@ def _interp3(la, lb, lc, ix0, iy0, gx, gy, wt):
     return a * inv, b * inv, c * inv
 
 
-@nb.njit(cache=True)
+@kernel
 def _weather(seed, hours, doy, hour_utc, x, y, lat, elev, p, precip_out, sw, lw, ta, qa, ps, wind):
     """Truth weather at one time for cells (n,). p: float parameter vector (see SyntheticWeather)."""
     n = x.shape[0]
@@ -309,7 +309,7 @@ def _weather(seed, hours, doy, hour_utc, x, y, lat, elev, p, precip_out, sw, lw,
         lw[i] = (lw_cf + (1.0 - lw_cf) * eps_clr) * _SIGMA_SB * t * t * t * t
 
 
-@nb.njit(cache=True)
+@kernel
 def _point_noise(seed, pid, gx, gy, tb):
     """Trilinear value noise at a point, unit variance (used for storm birth modulation)."""
     jx = int(math.floor(gx))
@@ -346,7 +346,7 @@ class SyntheticWeather:
     def __init__(self, settings: SyntheticSettings | None = None, *, seed: int):
         settings = SyntheticSettings() if settings is None else settings
         if not isinstance(settings, SyntheticSettings):
-            raise ValueError("settings must be a forcing.synthetic.SyntheticSettings")
+            raise ValueError("settings must be a smda.forcing.synthetic.SyntheticSettings")
         self.settings = settings
         self.seed = int(seed) ^ purpose_id("forcing.synthetic")
         self._seed_in = int(seed)

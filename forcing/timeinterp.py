@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from forcing.solar import interval_cos_zenith
+from smda.forcing.solar import interval_cos_zenith
 
 LABELS = ("end", "start", "centre")
 

@@ -52,8 +52,9 @@ Models are chosen by name from :data:`DIELECTRIC_MODELS`:
 
 import math
 
-import numba as nb
 import numpy as np
+
+from smda.jit import inline, kernel
 
 EPS0 = 8.854e-12  # vacuum permittivity, F m-1
 EPS_INF = 4.9  # high-frequency permittivity of water
@@ -74,10 +75,9 @@ def dielectric_model_id(name):
         ) from None
 
 
-_JIT = dict(cache=True, nogil=True, error_model="numpy")
 
 
-@nb.njit(inline="always", **_JIT)
+@inline
 def _debye_refractive(e_static, tau, sigma, freq_hz):
     """Refractive index n and extinction k of a Debye medium with ionic conductivity."""
     wt = 2.0 * math.pi * freq_hz * tau
@@ -89,7 +89,7 @@ def _debye_refractive(e_static, tau, sigma, freq_hz):
     return n, 0.5 * ei / n  # k = sqrt((mod - er)/2) = ei / (2 n), one square root fewer
 
 
-@nb.njit(**_JIT)
+@kernel
 def mironov_coefficients(clay_frac, freq_hz):
     """Per-cell Mironov coefficients (nd, kd, mvt, nb - 1, kb, nu - 1, ku).
 
@@ -113,7 +113,7 @@ def mironov_coefficients(clay_frac, freq_hz):
     return nd, kd, mvt, n_b - 1.0, k_b, n_u - 1.0, k_u
 
 
-@nb.njit(inline="always", **_JIT)
+@inline
 def mironov_eps(mv, nd, kd, mvt, nb1, kb, nu1, ku):
     """Mironov permittivity from per-cell coefficients.
 
@@ -130,7 +130,7 @@ def mironov_eps(mv, nd, kd, mvt, nb1, kb, nu1, ku):
     return nm * nm - km * km, 2.0 * nm * km, 2.0 * (nm * dn - km * dk), 2.0 * (dn * km + nm * dk)
 
 
-@nb.njit(**_JIT)
+@kernel
 def dobson_eps(mv, sand_frac, clay_frac, bulk_density, t_soil_c, freq_hz, variant):
     """Dobson (1985) permittivity; ``variant`` 1 Dobson sigma, 2 Peplinski sigma, 3 Peplinski + correction.
 
@@ -250,7 +250,7 @@ def permittivity(mv, clay, sand=None, bulk_density=None, t_soil_k=None, *, model
     return eps.reshape(shape), deps.reshape(shape)
 
 
-@nb.njit(**_JIT)
+@kernel
 def _permittivity_array(mv, clay, sand, bd, tk, model_id, freq_hz, eps, deps):
     for i in range(mv.shape[0]):
         if model_id == 0:

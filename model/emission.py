@@ -37,7 +37,7 @@ texture mass fractions, bulk density g cm-3.
 
 Derivative
 ----------
-The kernel propagates d/dSM in forward mode through every step (d eps/dmv from :mod:`model.dielectric`,
+The kernel propagates d/dSM in forward mode through every step (d eps/dmv from :mod:`smda.model.dielectric`,
 then Fresnel, roughness, Teff for Wigneron, and the tau-omega sum), giving dTB/dSM exactly (to round-off)
 for the observation operator and diagnostics.
 
@@ -58,10 +58,10 @@ turns class arrays and overrides into per-cell arrays.
 import math
 from collections.abc import Mapping
 
-import numba as nb
 import numpy as np
 
-from model.dielectric import (
+from smda.jit import inline, kernel
+from smda.model.dielectric import (
     RHO_SOLID,
     dielectric_model_id,
     dobson_eps,
@@ -93,7 +93,6 @@ for _v in IGBP_TABLES.values():
     _v.setflags(write=False)
 OMEGA_SOURCES = {"atbd": "omega", "smap_dca": "omega_smap_dca"}
 
-_JIT = dict(cache=True, nogil=True, error_model="numpy")
 
 
 def teff_model_id(name):
@@ -109,7 +108,7 @@ def teff_model_id(name):
 # ----------------------------------------------------------------------------------------------------
 # scalar numba building blocks
 # ----------------------------------------------------------------------------------------------------
-@nb.njit(inline="always", **_JIT)
+@inline
 def fresnel(er, ei, der, dei, cos_t):
     """Smooth reflectivities and their derivatives for eps = er + j ei at cos(incidence) ``cos_t``.
 
@@ -150,7 +149,7 @@ def fresnel(er, ei, der, dei, cos_t):
     return rh, rv, drh, drv
 
 
-@nb.njit(inline="always", **_JIT)
+@inline
 def tau_omega(teff, t_canopy, r, gamma, omega):
     """Zero-order tau-omega TB (K) and its derivative with respect to the reflectivity r."""
     veg = t_canopy * (1.0 - omega) * (1.0 - gamma)
@@ -159,7 +158,7 @@ def tau_omega(teff, t_canopy, r, gamma, omega):
     return tb, dtb_dr
 
 
-@nb.njit(inline="always", **_JIT)
+@inline
 def effective_temperature(t_surf, t_deep, sm, teff_id):
     """Effective soil temperature (K) and d Teff / d SM (K per m3 m-3)."""
     if teff_id == 0:
@@ -177,7 +176,7 @@ def effective_temperature(t_surf, t_deep, sm, teff_id):
     return t_deep + c * (t_surf - t_deep), dc * (t_surf - t_deep)
 
 
-@nb.njit(inline="always", **_JIT)
+@inline
 def atmosphere_terms(elevation_km, t_air, cos_t):
     """Pellarin (2003) atmosphere: (g_atm, TB_up, TB_down) in (-, K, K)."""
     tau_atm = math.exp(-3.926 - 0.2211 * elevation_km - 0.00369 * t_air)
@@ -187,7 +186,7 @@ def atmosphere_terms(elevation_km, t_air, cos_t):
     return g, tb_up, tb_up + COSMIC_TB * g
 
 
-@nb.njit(inline="always", **_JIT)
+@inline
 def _cos_pow(c, n):
     if n == 2.0:
         return c * c
@@ -201,7 +200,7 @@ def _cos_pow(c, n):
 # ----------------------------------------------------------------------------------------------------
 # vectorised kernel: cells x members x angles
 # ----------------------------------------------------------------------------------------------------
-@nb.njit(**_JIT)
+@kernel
 def tb_kernel(sm, t_surf, t_deep, t_can, vwc, clay, sand, bulk_density, cos_t, h, omega, b, q, n_h, n_v,
               dielectric_id, teff_id, with_atm, elevation_km, t_air, freq_hz,
               tb_h, tb_v, dtbh_dsm, dtbv_dsm, with_derivative):
@@ -213,7 +212,7 @@ def tb_kernel(sm, t_surf, t_deep, t_can, vwc, clay, sand, bulk_density, cos_t, h
         Soil moisture (m3 m-3), surface/deep soil and canopy temperature (K), VWC (kg m-2).
     clay, sand, bulk_density, h, omega, b, q, n_h, n_v, elevation_km, t_air : (n_cells,) float64
     cos_t : (n_cells, n_angles) float64, cosine of the incidence angle
-    dielectric_id : int, see :data:`model.dielectric.DIELECTRIC_MODELS`
+    dielectric_id : int, see :data:`smda.model.dielectric.DIELECTRIC_MODELS`
     teff_id : int, see :data:`TEFF_MODELS`
     with_atm, with_derivative : bool
     freq_hz : float
@@ -445,7 +444,7 @@ _DOC_ARGS = """
     t_soil_surface, t_soil_deep, t_canopy : scalar, (n_cells,) or like ``sm``
         Surface soil, deep soil and canopy temperature (K).
     vwc : scalar, (n_cells,) or like ``sm``
-        Vegetation water content (kg m-2, >= 0); see :func:`model.vegetation.vwc_from_ndvi`.
+        Vegetation water content (kg m-2, >= 0); see :func:`smda.model.vegetation.vwc_from_ndvi`.
     clay, sand : scalar or (n_cells,)
         Mass fractions (0-1).
     bulk_density : scalar or (n_cells,)
@@ -456,7 +455,7 @@ _DOC_ARGS = """
     n_h, n_v : scalar or (n_cells,)
         Angular exponents of the roughness term (SMAP: 2, 2).
     dielectric : str
-        One of :data:`model.dielectric.DIELECTRIC_MODELS` ("mironov" default).
+        One of :data:`smda.model.dielectric.DIELECTRIC_MODELS` ("mironov" default).
     teff : str
         "choudhury" or "wigneron".
     atmosphere : None or mapping {"elevation_km": (n_cells,), "t_air": (n_cells,) K}

@@ -1,8 +1,8 @@
 """Land surface model: ISBA force-restore water and energy balance, one time step.
 
 Based on Noilhan & Planton (1989, doi:10.1175/1520-0493(1989)117<0536:ASPOLS>2.0.CO;2) and Noilhan &
-Mahfouf (1996, doi:10.1016/0921-8181(95)00043-7); parameters from ``model.soil``; state layout in
-``model.state``. Units: SI; water fluxes in kg m-2 s-1 (= mm s-1), energy fluxes in W m-2.
+Mahfouf (1996, doi:10.1016/0921-8181(95)00043-7); parameters from ``smda.model.soil``; state layout in
+``smda.model.state``. Units: SI; water fluxes in kg m-2 s-1 (= mm s-1), energy fluxes in W m-2.
 
 Surface fractions: snow covers psn = swe / (swe + 10 kg m-2); the rest is split into vegetation
 (fveg, per-cell input) and bare soil.
@@ -65,11 +65,11 @@ observation operator to reject the cell), ``snow`` where swe > 1 kg m-2.
 
 import math
 
-import numba as nb
 import numpy as np
 
-from model.soil import P, SoilParameters
-from model.state import State, V
+from smda.jit import inline, kernel
+from smda.model.soil import P, SoilParameters
+from smda.model.state import State, V
 
 # physical constants
 SIGMA = 5.670374419e-8      # W m-2 K-4
@@ -136,7 +136,6 @@ _P_WWILT = P["wwilt"]
 _P_Z0_SOIL_M = P["z0_soil_m"]
 _P_Z0_VEG_M = P["z0_veg_m"]
 
-_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 
 class Fluxes:
@@ -168,7 +167,7 @@ class Fluxes:
         raise KeyError(f"unknown flux {name!r}; valid: {', '.join(FLUXES + FLAGS)}")
 
 
-@nb.njit(inline="always", **_JIT)
+@inline
 def _qsat(t, p):
     """Saturation specific humidity (kg kg-1) and its T-derivative, Bolton (1980) over water."""
     es = 611.2 * math.exp(17.67 * (t - 273.15) / (t - 29.65))
@@ -182,7 +181,7 @@ def _qsat(t, p):
     return q, dq
 
 
-@nb.njit(**_JIT)
+@kernel
 def _step_kernel(x, precip, sw_down, lw_down, t_air, q_air, p_surf, wind, par, fveg, lai, dt, flux, flags):
     n_cells = x.shape[0]
     n_mem = x.shape[2]
@@ -423,12 +422,12 @@ def step(state, forcing, params, veg, dt_s, fluxes, check=False):
 
     Parameters
     ----------
-    state : model.state.State
+    state : smda.model.state.State
         (n_cells, n_vars, n_members) block, updated in place.
     forcing : dict of str -> float64 ndarray (n_cells, n_members) or (n_cells,)
         ``precip`` kg m-2 s-1 (total), ``sw_down``, ``lw_down`` W m-2, ``t_air`` K, ``q_air`` kg kg-1,
         ``p_surf`` Pa, ``wind`` m s-1; step means.
-    params : model.soil.SoilParameters with n_cells cells
+    params : smda.model.soil.SoilParameters with n_cells cells
     veg : dict with ``fveg`` (vegetation fraction, 0-1) and ``lai`` (m2 m-2), each (n_cells,)
     dt_s : float
         Step length in seconds (0 < dt_s <= 86400).
@@ -439,11 +438,11 @@ def step(state, forcing, params, veg, dt_s, fluxes, check=False):
         Also check forcing values (ranges, finiteness); costs a pass over the forcing.
     """
     if not isinstance(state, State):
-        raise ValueError("state must be a model.state.State")
+        raise ValueError("state must be a smda.model.state.State")
     if not isinstance(params, SoilParameters):
-        raise ValueError("params must be a model.soil.SoilParameters")
+        raise ValueError("params must be a smda.model.soil.SoilParameters")
     if not isinstance(fluxes, Fluxes):
-        raise ValueError("fluxes must be a model.lsm.Fluxes")
+        raise ValueError("fluxes must be a smda.model.lsm.Fluxes")
     n_cells, n_members = state.n_cells, state.n_members
     if params.n_cells != n_cells:
         raise ValueError(f"params has {params.n_cells} cells, state has {n_cells}")

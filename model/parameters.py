@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from model.grid import _X0, _Y0
-from model.streams import normal_field
+from smda.model.grid import _X0, _Y0
+from smda.model.streams import normal_field
 
 FIELDS = ("sand", "clay", "elevation_m", "ndvi_min", "ndvi_max", "green_up_doy", "igbp")
 _SCALES_KM = (30.0, 8.0, 2.0)

@@ -2,19 +2,19 @@
 
 ``read_bondville`` is a minimal private parser of the Noah-MP ``bondville.dat`` text table (half-hourly
 rows after a ``<Forcing>`` tag: date, wind speed, direction, T (K), RH (%), p (hPa), SW, LW (W m-2),
-precipitation (kg m-2 s-1)); the general reader lives in ``forcing.site``. Specific humidity comes from
+precipitation (kg m-2 s-1)); the general reader lives in ``smda.forcing.site``. Specific humidity comes from
 relative humidity with the Bolton (1980) saturation vapour pressure over water.
 
-``run_site`` drives ``model.lsm.step`` over a forcing table for a few cells (e.g. several soils) and
+``run_site`` drives ``smda.model.lsm.step`` over a forcing table for a few cells (e.g. several soils) and
 members, and returns daily state means and accumulated fluxes; it is used by the year-long test and
 the figure script.
 """
 
-import numba as nb
 import numpy as np
 
-from model import lsm, soil
-from model.state import State, V, water_storage
+from smda.jit import kernel
+from smda.model import lsm, soil
+from smda.model.state import State, V, water_storage
 
 
 def specific_humidity(t_k, rh_percent, p_pa):
@@ -76,7 +76,7 @@ def run_site(met, sand, clay, fveg, lai, n_members=1, sm0=0.30, t0=None, daily=T
     sm0, t0 : initial soil moisture (m3 m-3) and temperature (K; default: first air temperature)
     daily : bool
         Return daily means of the state (True) or every step (False).
-    **overrides : passed to ``model.soil.soil_parameters``
+    **overrides : passed to ``smda.model.soil.soil_parameters``
 
     Returns
     -------
@@ -130,7 +130,7 @@ def run_site(met, sand, clay, fveg, lai, n_members=1, sm0=0.30, t0=None, daily=T
             "params": params, "time": met["time"][per_step - 1::per_step][:n_out]}
 
 
-@nb.njit(cache=True)
+@kernel
 def _run_series(x, met, par, fveg, lai, dt, per_step, n_out, scratch, flux, flags, total, precip_sum, out,
                 cum, loss_idx):
     """Time loop of ``run_site``: the same weather (met (n_forcing, n_steps)) for every cell and member."""

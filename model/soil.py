@@ -1,6 +1,6 @@
 """Soil hydraulic and thermal parameters per cell from sand and clay fractions.
 
-The land surface model (``model.lsm``) is the ISBA force-restore scheme, so its parameters come from
+The land surface model (``smda.model.lsm``) is the ISBA force-restore scheme, so its parameters come from
 the ISBA pedotransfer regressions of Noilhan & Planton (1989, doi:10.1175/1520-0493(1989)117<0536:ASPOLS>2.0.CO;2)
 and Noilhan & Mahfouf (1996, doi:10.1016/0921-8181(95)00043-7), with S and C the sand and clay
 fractions (0-1) and C% = 100 C::
@@ -36,7 +36,7 @@ albedo ``albedo`` (0.20), emissivity ``emissivity`` (0.97), minimum stomatal res
 
 import numpy as np
 
-# Order of the rows of SoilParameters.packed; model.lsm indexes the packed table with these.
+# Order of the rows of SoilParameters.packed; smda.model.lsm indexes the packed table with these.
 PARAMETER_NAMES = (
     "sand", "clay", "wsat", "wwilt", "wfc", "wres", "b", "c1sat", "c2ref", "c3", "a", "p", "cgsat",
     "ks_m_s", "psi_s_m", "d1_m", "d2_m", "albedo", "emissivity", "rsmin_s_m", "z0_soil_m", "z0_veg_m",

@@ -31,7 +31,7 @@ surface value inside it (Noilhan & Planton 1989). The water stored per cell and 
 
 import numpy as np
 
-from model.soil import SoilParameters
+from smda.model.soil import SoilParameters
 
 RHO_WATER = 1000.0  # kg m-3
 
@@ -100,7 +100,7 @@ class State:
         sm_surface, t_deep : optional separate values for the surface layer and the deep temperature.
         """
         if not isinstance(params, SoilParameters):
-            raise ValueError("params must be a model.soil.SoilParameters (from soil_parameters)")
+            raise ValueError("params must be a smda.model.soil.SoilParameters (from soil_parameters)")
         if int(n_cells) != params.n_cells:
             raise ValueError(f"n_cells={n_cells} but params has {params.n_cells} cells")
         if int(n_members) < 1:

@@ -15,8 +15,9 @@ components need no central registry.
 
 import zlib
 
-import numba as nb
 import numpy as np
+
+from smda.jit import inline, kernel
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -33,14 +34,14 @@ def purpose_id(name: str) -> int:
     return zlib.crc32(name.encode()) & 0xFFFFFFFF
 
 
-@nb.njit(cache=True, inline="always")
+@inline
 def _mix(z):
     z = (z ^ (z >> _S30)) * _M1
     z = (z ^ (z >> _S27)) * _M2
     return z ^ (z >> _S31)
 
 
-@nb.njit(cache=True)
+@kernel
 def key_hash(seed, purpose, cell, member, step, draw):
     """64-bit hash of the key (all int64 >= 0 or any int; reinterpreted as uint64)."""
     h = _mix(np.uint64(seed) + _GOLDEN)
@@ -52,14 +53,14 @@ def key_hash(seed, purpose, cell, member, step, draw):
     return h
 
 
-@nb.njit(cache=True)
+@kernel
 def uniform(seed, purpose, cell, member, step, draw):
     """Uniform deviate in the open interval (0, 1)."""
     h = key_hash(seed, purpose, cell, member, step, draw)
     return (np.float64(h >> _S11) + 0.5) * _INV53
 
 
-@nb.njit(cache=True)
+@kernel
 def normal(seed, purpose, cell, member, step, draw):
     """Standard normal deviate (Box-Muller, cosine branch, from draws 2*draw and 2*draw+1)."""
     u1 = uniform(seed, purpose, cell, member, step, 2 * draw)
@@ -67,14 +68,14 @@ def normal(seed, purpose, cell, member, step, draw):
     return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
 
 
-@nb.njit(cache=True)
+@kernel
 def _normal_field(seed, purpose, cells, n_members, step, draw, out):
     for i in range(cells.shape[0]):
         for m in range(n_members):
             out[i, m] = normal(seed, purpose, cells[i], m, step, draw)
 
 
-@nb.njit(cache=True)
+@kernel
 def _uniform_field(seed, purpose, cells, n_members, step, draw, out):
     for i in range(cells.shape[0]):
         for m in range(n_members):

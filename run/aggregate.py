@@ -1,6 +1,6 @@
 """Footprint aggregation across MPI ranks with results independent of the domain split.
 
-Each rank builds one :class:`assimilation.operator.FootprintOperator` per coarse decomposition
+Each rank builds one :class:`smda.assimilation.observations.operator.FootprintOperator` per coarse decomposition
 pixel it owns (its cells are pixel-major, so a pixel is a contiguous slice). Partial sums are formed
 per (pixel, observation), gathered on every rank and added in increasing pixel order starting from
 zero. Any number of ranks thus adds the same terms in the same order: bit-identical model
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from assimilation.operator import FootprintOperator, finish
+from smda.assimilation.observations.operator import FootprintOperator, finish
 
 
 class PixelAggregator:

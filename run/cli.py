@@ -11,7 +11,7 @@ import logging
 import sys
 import time
 
-from run import __version__
+from smda import __version__
 
 log = logging.getLogger("smda")
 
@@ -72,7 +72,7 @@ def _abort_others(comm):
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)  # argparse exits with 2 on usage errors
-    from run.namelist import NamelistError, load
+    from smda.run.namelist import NamelistError, load
 
     comm = None
     if args.command == "run":
@@ -84,19 +84,19 @@ def main(argv=None) -> int:
     try:
         nl = load(args.namelist, args.set)
         if args.command == "info":
-            from run.info import info
+            from smda.run.info import info
 
             info(nl, keys=args.keys)
         elif args.command == "run":
-            from run.driver import run
+            from smda.run.driver import run
 
             run(nl, comm=comm, restart=args.restart, stop_after_days=args.stop_after_days)
         elif args.command == "validate":
-            from run.validate import main as validate_main
+            from smda.run.validate import main as validate_main
 
             validate_main(nl, insitu=args.insitu)
         elif args.command == "downscale":
-            from run.driver import downscale
+            from smda.run.driver import downscale
 
             downscale(nl, methods=args.method)
     except NamelistError as exc:

@@ -25,12 +25,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from assimilation import bias
-from assimilation.filters import FILTERS, make_filter
-from assimilation.obs import ObsTable
-from assimilation.qc import model_screening
-from assimilation.readers import read as read_product
-from assimilation.synthetic import (
+from smda.assimilation.filters import FILTERS, make_filter
+from smda.assimilation.observations import bias
+from smda.assimilation.observations.qc import model_screening
+from smda.assimilation.observations.readers import read as read_product
+from smda.assimilation.observations.synthetic import (
     LSTConfig,
     NDVIConfig,
     SyntheticObsConfig,
@@ -39,16 +38,17 @@ from assimilation.synthetic import (
     synthetic_lst,
     synthetic_ndvi,
 )
-from model import emission, lsm
-from model.grid import GRIDS
-from model.state import REGISTRY, State
-from model.streams import normal_field
-from run import restart
-from run.aggregate import PixelAggregator
-from run.experiment import Experiment, build, expand_paths
-from run.namelist import Namelist
-from run.products import finish, obs_frame
-from run.progress import Progress
+from smda.assimilation.observations.table import ObsTable
+from smda.model import emission, lsm
+from smda.model.grid import GRIDS
+from smda.model.state import REGISTRY, State
+from smda.model.streams import normal_field
+from smda.run import restart
+from smda.run.aggregate import PixelAggregator
+from smda.run.experiment import Experiment, build, expand_paths
+from smda.run.namelist import Namelist
+from smda.run.products import finish, obs_frame
+from smda.run.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -503,7 +503,7 @@ def run(nl: Namelist, comm=None, restart=None, stop_after_days=None):
 
 def downscale(nl: Namelist, methods=None):
     """``smda downscale``: rerun the comparison operators on a finished run's stored inputs."""
-    from run.products import downscale_from_files
+    from smda.run.products import downscale_from_files
 
     downscale_from_files(nl, methods or list(nl.comparison.methods))
 

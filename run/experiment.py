@@ -1,10 +1,10 @@
 """Experiment assembly: everything static that one MPI rank needs to run a case.
 
 Built once from the namelist: the domain and its decomposition, this rank's cells (pixel-major land
-cells, see :mod:`run.decomp`) with their coordinates, the static parameters (read or synthetic), the
+cells, see :mod:`smda.run.decomp`) with their coordinates, the static parameters (read or synthetic), the
 soil parameters of the land surface model, the tau-omega parameters of the radiative transfer, the
 weather source and the ensemble perturbations. No numerics here: the time loop is in
-:mod:`run.driver`.
+:mod:`smda.run.driver`.
 """
 
 from __future__ import annotations
@@ -15,17 +15,17 @@ from pathlib import Path
 
 import numpy as np
 
-from forcing.perturb import ForcingPerturbations, PerturbationSettings
-from forcing.readers import GriddedForcing
-from forcing.site import SiteForcing
-from forcing.synthetic import SyntheticSettings, SyntheticWeather
-from model import emission, vegetation
-from model.grid import Domain
-from model.parameters import ndvi_on, read_parameters, synthetic_landscape
-from model.soil import SoilParameters, soil_parameters
-from run.decomp import Decomposition, decompose
-from run.namelist import Namelist
-from run.setup import make_domain
+from smda.forcing.perturb import ForcingPerturbations, PerturbationSettings
+from smda.forcing.readers import GriddedForcing
+from smda.forcing.site import SiteForcing
+from smda.forcing.synthetic import SyntheticSettings, SyntheticWeather
+from smda.model import emission, vegetation
+from smda.model.grid import Domain
+from smda.model.parameters import ndvi_on, read_parameters, synthetic_landscape
+from smda.model.soil import SoilParameters, soil_parameters
+from smda.run.decomp import Decomposition, decompose
+from smda.run.namelist import Namelist
+from smda.run.setup import make_domain
 
 log = logging.getLogger(__name__)
 

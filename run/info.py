@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from run.namelist import Namelist, dump
-from run.schema import describe
+from smda.run.namelist import Namelist, dump
+from smda.run.schema import describe
 
 # float64 values held per land cell and member: 8 prognostic, 7 forcing, 12 fluxes, 2 TB, 2 x 5 filter
 # (view + background copy), 8 output accumulators
@@ -42,7 +42,7 @@ def info(nl: Namelist, *, keys: bool = False) -> None:
     if keys:
         print(keys_markdown(), end="")
         return
-    from run.setup import make_domain
+    from smda.run.setup import make_domain
 
     dom = make_domain(nl)
     s = dom.summary()

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from run.schema import NamelistError, build, key, section, to_plain
+from smda.run.schema import NamelistError, build, key, section, to_plain
 
 DEFAULT_NAMELIST = Path(__file__).resolve().parent.parent / "namelists" / "osse_default.yaml"
 FILTERS = ("none", "enkf", "etkf", "letkf", "eakf")

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from model.grid import EPSG, STANDARD_PARALLEL, WGS84_A, WGS84_F, Domain
-from run import __version__
+from smda import __version__
+from smda.model.grid import EPSG, STANDARD_PARALLEL, WGS84_A, WGS84_F, Domain
 
 log = logging.getLogger(__name__)
 

@@ -23,15 +23,16 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from assimilation import bias, comparison
-from assimilation.diagnostics import desroziers
-from assimilation.obs import QC_REASONS, ObsTable
-from assimilation.regression import CoarseHistory
-from run import output
-from run.insitu import Station, write_csv
-from run.metrics import skill_table
-from run.namelist import Namelist, dump
-from run.setup import make_domain
+from smda.assimilation import downscaling
+from smda.assimilation.downscaling.regression import CoarseHistory
+from smda.assimilation.filters.diagnostics import desroziers
+from smda.assimilation.observations import bias
+from smda.assimilation.observations.table import QC_REASONS, ObsTable
+from smda.run import output
+from smda.run.insitu import Station, write_csv
+from smda.run.metrics import skill_table
+from smda.run.namelist import Namelist, dump
+from smda.run.setup import make_domain
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ def finish(drv):
         print(f"\nSkill against the 1 km truth ({nl.name}, {times.size} analysis times, m3/m3):\n")
         print(_markdown(table))
         if nl.output.figures:
-            from run.figures import skill_figures
+            from smda.run.figures import skill_figures
 
             skill_figures(out / "figures", grids, times, table, exp.domain)
 
@@ -120,7 +121,7 @@ def run_comparison(nl, domain, times, satellite, days, lst, ndvi, elevation):
     methods = list(nl.comparison.methods)
     if not methods:
         return {}
-    pixel_of_cell, _, _ = comparison.pixel_of_cell_for(domain, "M36")
+    pixel_of_cell, _, _ = downscaling.pixel_of_cell_for(domain, "M36")
     n_pix = int(pixel_of_cell.max()) + 1
     out = {m: np.full(satellite.shape, np.nan) for m in methods}
     histories = {m: CoarseHistory(window_days=nl.comparison.window_days) for m in methods if m != "dispatch"}
@@ -138,7 +139,7 @@ def run_comparison(nl, domain, times, satellite, days, lst, ndvi, elevation):
         for m in methods:
             settings = {"see_model": nl.comparison.sm_model} if m == "dispatch" else {"use_tb": False}
             hist = histories.get(m)
-            out[m][i] = comparison.downscale(m, history=hist, **args, **settings)
+            out[m][i] = downscaling.downscale(m, history=hist, **args, **settings)
             if hist is not None:
                 hist.add(t_days, **args)
     return out
@@ -251,7 +252,7 @@ def downscale_from_files(nl: Namelist, methods):
         lst, ndvi = p["lst"].values.astype(float), p["ndvi"].values.astype(float)
         elevation = p["elevation"].values.astype(float)
     for m in methods:
-        comparison.get_method(m)  # unknown names: an error listing the valid ones
+        downscaling.get_method(m)  # unknown names: an error listing the valid ones
     nl2 = dataclasses.replace(nl, comparison=dataclasses.replace(nl.comparison, methods=tuple(methods)))
     res = run_comparison(nl2, domain, times, sat, days, lst, ndvi, elevation)
     for name, g in res.items():

@@ -17,10 +17,10 @@ import numpy as np
 import xarray as xr
 import yaml
 
-from model.grid import Domain
-from run.namelist import Namelist
-from run.output import atomic_to_netcdf
-from run.schema import to_plain
+from smda.model.grid import Domain
+from smda.run.namelist import Namelist
+from smda.run.output import atomic_to_netcdf
+from smda.run.schema import to_plain
 
 FORMAT = "smda-restart-1"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.grid import Domain
-from run.namelist import Namelist
+from smda.model.grid import Domain
+from smda.run.namelist import Namelist
 
 
 def make_domain(nl: Namelist) -> Domain:

@@ -6,12 +6,12 @@ with a global attribute ``product``. A coarse product (satellite) is given on th
 every cell carrying its coarse pixel's value, so the station's 1 km cell also selects its coarse
 pixel.
 
-Collocation: a station goes to the 1 km cell that contains it (``model.grid.latlon_to_xy``);
+Collocation: a station goes to the 1 km cell that contains it (``smda.model.grid.latlon_to_xy``);
 times are matched either to the nearest in situ value within ``window_h`` of each product time
 (``time_match="nearest"``) or as daily UTC means of both (``"daily"``). A station-product pair
 needs ``min_samples`` matched pairs (also each season row).
 
-Metrics (:mod:`run.metrics`, SCIENCE.md section 7): n, bias, RMSD, ubRMSD, Pearson R and Spearman
+Metrics (:mod:`smda.run.metrics`, SCIENCE.md section 7): n, bias, RMSD, ubRMSD, Pearson R and Spearman
 rho with confidence intervals, and R of anomalies from a 35-day moving mean, per station and
 season (all, DJF, MAM, JJA, SON). Network and overall rows are medians of the station values
 (ISMN/QA4SM practice: each station counts once), with ``n`` the summed pairs and ``n_stations``.
@@ -37,9 +37,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from model.grid import latlon_to_xy
-from run import metrics as mt
-from run.insitu import Station, load_stations
+from smda.model.grid import latlon_to_xy
+from smda.run import metrics as mt
+from smda.run.insitu import Station, load_stations
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +220,7 @@ def validate(product_paths: dict, stations, *, out_dir, settings=None) -> pd.Dat
     Parameters
     ----------
     product_paths : dict product name -> netCDF path (see module docstring).
-    stations : list of :class:`run.insitu.Station`, or a path given to :func:`run.insitu.load_stations`.
+    stations : list of :class:`smda.run.insitu.Station`, or a path given to :func:`smda.run.insitu.load_stations`.
     out_dir : output folder (created).
     settings : ValidationSettings, a mapping of its fields, or the namelist's validation section.
 
@@ -228,7 +228,7 @@ def validate(product_paths: dict, stations, *, out_dir, settings=None) -> pd.Dat
     -------
     DataFrame with columns ``level`` (station, network, overall), network, station, product,
     season (all, DJF, MAM, JJA, SON), n, n_stations and the metrics of
-    :data:`run.metrics.METRIC_NAMES` (m3/m3 for bias/RMSD/ubRMSD). ``df.attrs["skipped"]`` holds
+    :data:`smda.run.metrics.METRIC_NAMES` (m3/m3 for bias/RMSD/ubRMSD). ``df.attrs["skipped"]`` holds
     the skipped stations (network, station, product, reason).
     """
     settings = ValidationSettings.coerce(settings)

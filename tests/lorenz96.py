@@ -8,7 +8,7 @@ dt = 0.05, every variable observed every step with unit error variance.
 import numba as nb
 import numpy as np
 
-from model.streams import normal_field
+from smda.model.streams import normal_field
 
 
 @nb.njit(cache=True)

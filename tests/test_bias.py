@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from assimilation import bias
-from assimilation.bias import CDFMatcher, MeanStdMatcher
+from smda.assimilation.observations import bias
+from smda.assimilation.observations.bias import CDFMatcher, MeanStdMatcher
 
 
 def _samples(n, seed=0):

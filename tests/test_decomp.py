@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from run.decomp import decompose
+from smda.run.decomp import decompose
 
 
 def test_every_land_cell_once_and_balanced():

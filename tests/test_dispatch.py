@@ -5,8 +5,9 @@ import time
 import numpy as np
 import pytest
 
-from assimilation import comparison, dispatch
-from assimilation.comparison_inputs import check_inputs
+from smda.assimilation import downscaling
+from smda.assimilation.downscaling import dispatch
+from smda.assimilation.downscaling.inputs import check_inputs
 
 NR = NC = 72  # 2 x 2 pixels of 36 km
 
@@ -97,7 +98,7 @@ def test_linear_model_averages_back_to_coarse_value():
     ndvi, lst = _scene(1)
     pix = _pixels()
     sm = np.array([0.12, 0.20, 0.28, 0.35])
-    out = comparison.downscale("dispatch", sm_coarse=sm, pixel_of_cell=pix, lst=lst, ndvi=ndvi)
+    out = downscaling.downscale("dispatch", sm_coarse=sm, pixel_of_cell=pix, lst=lst, ndvi=ndvi)
     assert out.shape == (NR, NC)
     for p in range(4):
         vals = out[pix == p]
@@ -129,7 +130,7 @@ def test_cloud_gaps_are_nan_not_zero_and_min_valid_fraction():
     lst[0, :10, :10] = np.nan  # small cloud in pixel 0
     lst[0, 36:, 36:][:30, :] = np.nan  # 30/36 of pixel 3 cloudy -> below the 50 % valid fraction
     sm = np.array([0.2, 0.25, 0.3, 0.15])
-    out = comparison.downscale("dispatch", sm_coarse=sm, pixel_of_cell=pix, lst=lst, ndvi=ndvi)
+    out = downscaling.downscale("dispatch", sm_coarse=sm, pixel_of_cell=pix, lst=lst, ndvi=ndvi)
     assert np.isnan(out[:10, :10]).all()
     assert np.isnan(out[pix == 3]).all()
     # zeros occur only where SEE = 0 (the hottest soil, linear model), never in the gaps
@@ -138,12 +139,12 @@ def test_cloud_gaps_are_nan_not_zero_and_min_valid_fraction():
     assert np.isfinite(out[pix == 1]).mean() > 0.5
     # a missing coarse value gives no estimate in its pixel only
     sm[1] = np.nan
-    out = comparison.downscale("dispatch", sm_coarse=sm, pixel_of_cell=pix, lst=lst, ndvi=ndvi)
+    out = downscaling.downscale("dispatch", sm_coarse=sm, pixel_of_cell=pix, lst=lst, ndvi=ndvi)
     assert np.isnan(out[pix == 1]).all() and np.isfinite(out[pix == 0]).any()
     # cells outside any pixel stay NaN
     pix2 = pix.copy()
     pix2[:, :5] = -1
-    out = comparison.downscale("dispatch", sm_coarse=np.full(4, 0.2), pixel_of_cell=pix2, lst=lst, ndvi=ndvi)
+    out = downscaling.downscale("dispatch", sm_coarse=np.full(4, 0.2), pixel_of_cell=pix2, lst=lst, ndvi=ndvi)
     assert np.isnan(out[:, :5]).all()
 
 
@@ -208,34 +209,34 @@ def test_bad_inputs_and_settings():
     pix = _pixels()
     ok = dict(sm_coarse=np.full(4, 0.2), pixel_of_cell=pix, lst=lst, ndvi=ndvi)
     with pytest.raises(ValueError, match="valid: dispatch, empirical, random_forest"):
-        comparison.downscale("disp", **ok)
+        downscaling.downscale("disp", **ok)
     with pytest.raises(ValueError, match="valid: .*see_model"):
-        comparison.downscale("dispatch", **ok, see_modle="linear")
+        downscaling.downscale("dispatch", **ok, see_modle="linear")
     with pytest.raises(ValueError, match="see_model"):
-        comparison.downscale("dispatch", **ok, see_model="cubic")
+        downscaling.downscale("dispatch", **ok, see_model="cubic")
     with pytest.raises(ValueError, match="lst out of range"):
-        comparison.downscale("dispatch", **dict(ok, lst=lst - 273.15))
+        downscaling.downscale("dispatch", **dict(ok, lst=lst - 273.15))
     with pytest.raises(ValueError, match="sm_coarse out of range"):
-        comparison.downscale("dispatch", **dict(ok, sm_coarse=np.full(4, 20.0)))
+        downscaling.downscale("dispatch", **dict(ok, sm_coarse=np.full(4, 20.0)))
     with pytest.raises(ValueError, match="ndvi must have shape"):
-        comparison.downscale("dispatch", **dict(ok, ndvi=ndvi[:10]))
+        downscaling.downscale("dispatch", **dict(ok, ndvi=ndvi[:10]))
     with pytest.raises(ValueError, match="pixel_of_cell values"):
-        comparison.downscale("dispatch", **dict(ok, pixel_of_cell=pix + 1))
+        downscaling.downscale("dispatch", **dict(ok, pixel_of_cell=pix + 1))
     with pytest.raises(ValueError, match="integer"):
-        comparison.downscale("dispatch", **dict(ok, pixel_of_cell=pix.astype(float)))
+        downscaling.downscale("dispatch", **dict(ok, pixel_of_cell=pix.astype(float)))
     with pytest.raises(ValueError, match="tb_h and tb_v"):
-        comparison.downscale("dispatch", **ok, tb_h=np.full(4, 250.0))
+        downscaling.downscale("dispatch", **ok, tb_h=np.full(4, 250.0))
     with pytest.raises(ValueError, match="elevation_m must have shape"):
-        comparison.downscale("dispatch", **ok, elevation_m=np.zeros(3))
+        downscaling.downscale("dispatch", **ok, elevation_m=np.zeros(3))
 
 
 def test_pixel_of_cell_for_domain():
-    from model.grid import Domain
+    from smda.model.grid import Domain
 
     land = np.ones((72, 108), bool)
     land[0, 0] = False
     d = Domain.from_centre(45.0, 5.0, 100, 72, land=land)
-    pix, rows, cols = comparison.pixel_of_cell_for(d)
+    pix, rows, cols = downscaling.pixel_of_cell_for(d)
     assert pix.shape == d.shape and pix[0, 0] == -1
     assert np.bincount(pix[pix >= 0]).tolist() == [36 * 36 - 1] + [36 * 36] * 5
     r, c = d.parent("M36")

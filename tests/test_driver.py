@@ -47,7 +47,7 @@ def case(tmp_path, end="2019-05-06T00:00", filter="letkf", sub="a"):
 
 
 def smda(*args, ranks=1, check=True):
-    cmd = [sys.executable, "-m", "run.cli", *map(str, args)]
+    cmd = [sys.executable, "-m", "smda.run.cli", *map(str, args)]
     if ranks > 1:
         assert MPIEXEC, "mpiexec not found (install the [mpich] extra or a system MPI)"
         cmd = [MPIEXEC, "-n", str(ranks), *cmd]

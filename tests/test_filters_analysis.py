@@ -4,10 +4,10 @@ independence, bounds, relaxation, registry and bad input."""
 import numpy as np
 import pytest
 
-from assimilation.diagnostics import desroziers, innovation_statistics
-from assimilation.enkf import kalman_gain, perturbed_obs
-from assimilation.filters import FILTERS, make_filter
-from model.streams import normal_field
+from smda.assimilation.filters import FILTERS, make_filter
+from smda.assimilation.filters.diagnostics import desroziers, innovation_statistics
+from smda.assimilation.filters.enkf import kalman_gain, perturbed_obs
+from smda.model.streams import normal_field
 
 
 def _standardised(n, seed, purpose):

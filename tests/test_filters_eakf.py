@@ -11,11 +11,11 @@ Fast run: 600 cycles after 200 spin-up, 0.204 (seeds 1, 2, 3: 0.204, 0.189, 0.19
 
 import numpy as np
 import pytest
-from lorenz96 import twin_rmse
 
-from assimilation.filters import EAKF, FILTERS, make_filter
-from assimilation.localization import gaspari_cohn_taper
-from model.streams import normal_field
+from smda.assimilation.filters import EAKF, FILTERS, make_filter
+from smda.assimilation.filters.localization import gaspari_cohn_taper
+from smda.model.streams import normal_field
+from tests.lorenz96 import twin_rmse
 
 
 def _standardised(n, seed, purpose):

@@ -9,9 +9,9 @@ Fast runs: 600 cycles after 200 spin-up, tolerance +-0.05 (short means fluctuate
 """
 
 import pytest
-from lorenz96 import twin_rmse
 
-from assimilation.filters import make_filter
+from smda.assimilation.filters import make_filter
+from tests.lorenz96 import twin_rmse
 
 CASES = [
     ("etkf", 24, {"inflation": 1.02}, 0.18),

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from assimilation.inflation import adaptive_inflation, check_inflation
-from assimilation.localization import gaspari_cohn_taper, local_obs, pairwise_taper
-from model.streams import normal_field
+from smda.assimilation.filters.inflation import adaptive_inflation, check_inflation
+from smda.assimilation.filters.localization import gaspari_cohn_taper, local_obs, pairwise_taper
+from smda.model.streams import normal_field
 
 
 def test_gaspari_cohn_reference_values():

@@ -5,14 +5,14 @@ import math
 import numpy as np
 import pytest
 
-from forcing.perturb import (
+from smda.forcing.perturb import (
     ForcingPerturbations,
     PerturbationSettings,
     ar1_coefficients,
     lognormal_parameters,
     truncated_lognormal_mu,
 )
-from model.grid import M01
+from smda.model.grid import M01
 
 N_MEM = 300
 N_STEP = 24

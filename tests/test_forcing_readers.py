@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from forcing import units as U
-from forcing.readers import GriddedForcing
-from forcing.regrid import LAPSE_RATE, BilinearWeights, lapse_adjust
-from forcing.site import SiteForcing, read_station_table
-from forcing.timeinterp import distribute_shortwave, flux_interval
+from smda.forcing import units as U
+from smda.forcing.readers import GriddedForcing
+from smda.forcing.regrid import LAPSE_RATE, BilinearWeights, lapse_adjust
+from smda.forcing.site import SiteForcing, read_station_table
+from smda.forcing.timeinterp import distribute_shortwave, flux_interval
 
 DATA = Path(os.environ.get("SMDA_SAMPLE_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 ERA5 = DATA / "forcing" / "era5_testfile.nc"

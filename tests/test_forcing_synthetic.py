@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from forcing.synthetic import NAMES, SyntheticSettings, SyntheticWeather
-from model.grid import Domain, xy_to_latlon
+from smda.forcing.synthetic import NAMES, SyntheticSettings, SyntheticWeather
+from smda.model.grid import Domain, xy_to_latlon
 
 
 @pytest.fixture(scope="module")

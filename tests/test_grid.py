@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from model.grid import GRIDS, M01, Domain, grid, latlon_to_xy, xy_to_latlon
+from smda.model.grid import GRIDS, M01, Domain, grid, latlon_to_xy, xy_to_latlon
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from run.insitu import load_stations, station_summary, write_csv
+from smda.run.insitu import load_stations, station_summary, write_csv
 
 DATA = Path(os.environ.get("SMDA_SAMPLE_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 ISMN = DATA / "ismn"
@@ -70,7 +70,7 @@ def test_cosmos_header_values_depth_selection(tmp_path):
 @needs_data
 def test_smosmania_only_unchecked_flags_gives_empty_series(tmp_path, caplog):
     src = _copy("SMOSMANIA_header_values_2007", tmp_path)
-    with caplog.at_level("WARNING", logger="run.insitu"):
+    with caplog.at_level("WARNING", logger="smda.run.insitu"):
         st = load_stations(src, depth_m=(0, 0.05), cache_dir=tmp_path / "c")
     (narbonne,) = st
     assert (narbonne.lat, narbonne.lon) == pytest.approx((43.15, 2.9567))

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model import site_run
+from smda.model import site_run
 
 SAMPLE_DATA = Path(os.environ.get("SMDA_SAMPLE_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 

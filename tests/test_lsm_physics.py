@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from model import lsm, soil
-from model.state import State, water_storage
+from smda.model import lsm, soil
+from smda.model.state import State, water_storage
 
 DT = 1800.0
 N_MEM = 3
@@ -138,7 +138,7 @@ def test_drying_surface_raises_skin_temperature(fveg, min_warming):
 def test_dry_down_warms_midday_skin():
     """A rain-free sunny fortnight on bare soil: midday skin minus air temperature grows as the soil dries.
 
-    The 0-5 cm layer is mass-conserving (C1 <= 1, see model.lsm), so it dries over weeks rather than
+    The 0-5 cm layer is mass-conserving (C1 <= 1, see smda.model.lsm), so it dries over weeks rather than
     hours and the warming is gradual: every day warmer than the last once the layer is below field
     capacity, by more than 1.5 K over the fortnight, with the surface layer drier than the root zone.
     """

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from model import soil
-from model.state import VARIABLES, State, water_storage
+from smda.model import soil
+from smda.model.state import VARIABLES, State, water_storage
 
 
 def test_isba_reference_values():

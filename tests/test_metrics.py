@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from model.streams import normal_field
-from run import metrics as m
+from smda.model.streams import normal_field
+from smda.run import metrics as m
 
 X = np.array([.10, .15, .20, .25, .30, .22, .18, .12, .28, .16])
 Y = np.array([.13, .16, .24, .26, .33, .27, .19, .16, .30, .21])

@@ -9,8 +9,8 @@ import pyproj
 import pytest
 from pyhdf.SD import SD, SDC
 
-from assimilation import modis
-from model.grid import Domain
+from smda.assimilation.observations.readers import modis
+from smda.model.grid import Domain
 
 DATA = Path(os.environ.get("SMDA_SAMPLE_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 MOD11 = DATA / "modis" / "MOD11A1.hdf"

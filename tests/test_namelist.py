@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from run.info import keys_markdown
-from run.namelist import DEFAULT_NAMELIST, NamelistError, dump, load
+from smda.run.info import keys_markdown
+from smda.run.namelist import DEFAULT_NAMELIST, NamelistError, dump, load
 from tests.conftest import REPO
 
 
@@ -86,7 +86,7 @@ def test_readme_documents_every_key():
      (["info", str(DEFAULT_NAMELIST), "--set", "time.dt_s=7"], 2), (["frobnicate"], 2), (["--version"], 0)],
 )
 def test_cli_exit_codes(args, code):
-    r = subprocess.run([sys.executable, "-m", "run.cli", *args], capture_output=True, text=True, cwd=REPO)
+    r = subprocess.run([sys.executable, "-m", "smda.run.cli", *args], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == code, r.stderr
     if code == 0 and args[0] == "info":
         assert "36 km pixels: 3 x 3" in r.stdout and "memory estimate" in r.stdout
@@ -95,7 +95,7 @@ def test_cli_exit_codes(args, code):
 
 
 def test_filter_choices_match_the_registry():
-    from assimilation.filters import FILTERS as REGISTRY
-    from run.namelist import FILTERS
+    from smda.assimilation.filters import FILTERS as REGISTRY
+    from smda.run.namelist import FILTERS
 
     assert set(FILTERS) == {"none", *REGISTRY}

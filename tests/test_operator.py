@@ -5,14 +5,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from assimilation.obs import QC_CODES, ObsTable
-from assimilation.operator import (
+from smda.assimilation.observations.operator import (
     FootprintOperator,
     finish,
     flag_too_few_cells,
     sum_in_rank_order,
 )
-from model.grid import GRIDS, M01, NEST, Domain
+from smda.assimilation.observations.table import QC_CODES, ObsTable
+from smda.model.grid import GRIDS, M01, NEST, Domain
 
 M36 = GRIDS["M36"]
 M25 = GRIDS["M25"]

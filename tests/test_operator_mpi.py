@@ -13,8 +13,8 @@ SCRIPT = textwrap.dedent("""
     import numpy as np
     from types import SimpleNamespace
     from mpi4py import MPI
-    from assimilation.operator import FootprintOperator, finish, sum_in_rank_order
-    from model.grid import GRIDS, Domain
+    from smda.assimilation.observations.operator import FootprintOperator, finish, sum_in_rank_order
+    from smda.model.grid import GRIDS, Domain
 
     comm = MPI.COMM_WORLD
     d = Domain.from_centre(36.6, -97.5, 140, 140)

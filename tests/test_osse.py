@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from run.namelist import DEFAULT_NAMELIST
+from smda.run.namelist import DEFAULT_NAMELIST
 from tests.test_driver import smda
 
 

@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from assimilation.obs import QC_CODES, ObsTable
-from assimilation.qc import (
+from smda.assimilation.observations.qc import (
     apply_masks,
     model_screening,
     range_mask,
@@ -15,6 +14,7 @@ from assimilation.qc import (
     smos_rfi_mask,
     smos_science_masks,
 )
+from smda.assimilation.observations.table import QC_CODES, ObsTable
 
 QC_CODES_INV = {v: k for k, v in QC_CODES.items()}
 

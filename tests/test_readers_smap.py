@@ -7,8 +7,8 @@ import h5py
 import numpy as np
 import pytest
 
-from assimilation.readers import read
-from model.grid import GRIDS
+from smda.assimilation.observations.readers import read
+from smda.model.grid import GRIDS
 
 DATA = Path(os.environ.get("SMDA_SAMPLE_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 L2 = DATA / "smap" / "SMAP_L2_SM_P_02801_A_20150811T013002_R18290_001.h5"
@@ -140,7 +140,7 @@ def test_l2_domain_and_period_subsetting():
     assert 0 < len(t0) < len(t1) < len(full)
     assert np.all((t0.lat >= 60) & (t0.lat <= 66) & (t0.lon >= -150) & (t0.lon <= -140))
     # the halo is in projected EASE-Grid metres (cell centres within 100 km of the box edges)
-    from model.grid import latlon_to_xy
+    from smda.model.grid import latlon_to_xy
     xs, ys = latlon_to_xy(np.array([60.0, 66.0]), np.array([-150.0, -140.0]))
     assert np.all((t1.y >= ys[0] - 1e5) & (t1.y <= ys[1] + 1e5) & (t1.x >= xs[0] - 1e5) & (t1.x <= xs[1] + 1e5))
     assert t1.y.max() > ys[1] + 5e4 and t1.y.min() < ys[0] - 5e4

@@ -7,10 +7,10 @@ import netCDF4
 import numpy as np
 import pytest
 
-from assimilation.readers import read
-from assimilation.readers.common import smos_time
-from assimilation.readers.smos import CATDS_TB_ANGLES
-from model.grid import GRIDS
+from smda.assimilation.observations.readers import read
+from smda.assimilation.observations.readers.common import smos_time
+from smda.assimilation.observations.readers.smos import CATDS_TB_ANGLES
+from smda.model.grid import GRIDS
 
 DATA = Path(os.environ.get("SMDA_SAMPLE_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 SMOS = DATA / "smos"
@@ -251,7 +251,7 @@ def test_l2_tb_real_sample_independent_qc(l2_vars):
     assert t.accepted.sum() == expected_ok.sum()
     assert np.all(t.angle_deg == 42.5) and set(t.pol) == {"H"}
     np.testing.assert_allclose(t.value[tb != -999], tb[tb != -999], rtol=1e-7)
-    from model.grid import latlon_to_xy
+    from smda.model.grid import latlon_to_xy
     x, y = latlon_to_xy(v["Latitude"][has], v["Longitude"][has])
     np.testing.assert_allclose(t.x, x)
     np.testing.assert_allclose(t.y, y)

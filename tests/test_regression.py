@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from assimilation import comparison, regression
+from smda.assimilation import downscaling
+from smda.assimilation.downscaling import regression
 
 NR = NC = 108  # 3 x 3 pixels of 36 km
 B_TRUE = np.array([1.2, -0.003, 0.25, -0.0011, 0.0009])  # b0, LST, NDVI, TBH, TBV
@@ -89,7 +90,7 @@ def test_linear_operator_reproduces_the_1km_relation():
     d = _time(rng, pix)
     d["lst"][0, :8, :8] = np.nan  # cloud: the coarse LST is the mean of the clear cells
     d["sm_coarse"] = _time_values(d, B_TRUE)
-    out = comparison.downscale("empirical", **d, history=hist, elevation_m=None)
+    out = downscaling.downscale("empirical", **d, history=hist, elevation_m=None)
     truth = _truth_1km(d)
     ok = np.isfinite(out)
     assert ok.mean() > 0.99 and np.isnan(out[:8, :8]).all()
@@ -139,17 +140,17 @@ def test_random_forest_is_deterministic_and_skilful():
         hist.add(float(t), **_time(rng, pix))
     d = _time(rng, pix)
     d["lst"][0, 50:60, 50:60] = np.nan
-    a = comparison.downscale("random_forest", **d, history=hist)
-    b = comparison.downscale("random_forest", **d, history=hist)
+    a = downscaling.downscale("random_forest", **d, history=hist)
+    b = downscaling.downscale("random_forest", **d, history=hist)
     np.testing.assert_array_equal(a, b)
     assert np.isnan(a[50:60, 50:60]).all() and np.isfinite(a).mean() > 0.95
     truth = _truth_1km(d)
     ok = np.isfinite(a)
     assert np.corrcoef(a[ok], truth[ok])[0, 1] > 0.8
-    c = comparison.downscale("random_forest", **d, history=hist, random_state=7)
+    c = downscaling.downscale("random_forest", **d, history=hist, random_state=7)
     assert not np.array_equal(a, c, equal_nan=True)
     with pytest.raises(ValueError, match="n_estimators"):
-        comparison.downscale("random_forest", **d, n_estimators=0)
+        downscaling.downscale("random_forest", **d, n_estimators=0)
 
 
 def test_bad_settings():
@@ -161,4 +162,4 @@ def test_bad_settings():
         regression.downscale_linear(**d, window=3)
     with pytest.raises(ValueError, match="window_days"):
         regression.CoarseHistory(window_days=0)
-    assert comparison.settings_class("empirical") is regression.RegressionSettings
+    assert downscaling.settings_class("empirical") is regression.RegressionSettings

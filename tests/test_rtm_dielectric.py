@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from model.dielectric import DIELECTRIC_MODELS, dielectric_model_id, permittivity
+from smda.model.dielectric import DIELECTRIC_MODELS, dielectric_model_id, permittivity
 
 MV_MIRONOV = np.array([0.02, 0.05, 0.10, 0.20, 0.30, 0.40])
 REF_MIRONOV = {

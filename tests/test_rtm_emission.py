@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from model.dielectric import permittivity
-from model.emission import (
+from smda.model.dielectric import permittivity
+from smda.model.emission import (
     IGBP_TABLES,
     atmosphere_terms,
     brightness_temperature,

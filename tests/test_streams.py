@@ -3,7 +3,7 @@
 import numpy as np
 from scipy import stats
 
-from model.streams import normal_field, purpose_id, uniform_field
+from smda.model.streams import normal_field, purpose_id, uniform_field
 
 
 def test_same_key_same_numbers_and_split_independence():

@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from assimilation.obs import ObsTable
-from assimilation.synthetic import (
+from smda.assimilation.observations.synthetic import (
     LSTConfig,
     NDVIConfig,
     RevisitPattern,
@@ -16,7 +15,8 @@ from assimilation.synthetic import (
     synthetic_lst,
     synthetic_ndvi,
 )
-from model.grid import GRIDS, Domain
+from smda.assimilation.observations.table import ObsTable
+from smda.model.grid import GRIDS, Domain
 
 M36 = GRIDS["M36"]
 

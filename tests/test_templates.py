@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from run.namelist import load
+from smda.run.namelist import load
 from tests.conftest import REPO
 from tests.test_driver import smda
 

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from model.grid import Domain
-from run import metrics as mt
-from run.insitu import Station, load_stations
-from run.validate import Product, ValidationSettings, main, match_times, open_product, validate
+from smda.model.grid import Domain
+from smda.run import metrics as mt
+from smda.run.insitu import Station, load_stations
+from smda.run.validate import Product, ValidationSettings, main, match_times, open_product, validate
 
 DATA = Path(os.environ.get("SMDA_SAMPLE_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 REMEDHUS = DATA / "ismn" / "REMEDHUS_header_values_2005-2007"
@@ -139,7 +139,7 @@ def test_main_on_an_output_folder_with_csv_stations(tmp_path):
     t_hours = pd.date_range(utc[0] - pd.Timedelta(hours=1), utc[-1] + pd.Timedelta(hours=1), freq="30min")
     vals = 0.2 + 0.05 * np.sin(np.arange(len(t_hours)) / 300.0)
     st = _station(t_hours, vals)
-    from run.insitu import write_csv
+    from smda.run.insitu import write_csv
 
     csv = write_csv([st], tmp_path / "s.csv")
     outputs = tmp_path / "out"

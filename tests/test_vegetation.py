@@ -1,9 +1,9 @@
-"""Tests of model.vegetation: NDVI -> fv, LAI, VWC."""
+"""Tests of smda.model.vegetation: NDVI -> fv, LAI, VWC."""
 
 import numpy as np
 import pytest
 
-from model import vegetation as veg
+from smda.model import vegetation as veg
 
 
 def test_fraction_end_members_and_clip():

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from assimilation.obs import ObsTable
-from model.grid import latlon_to_xy
+from smda.assimilation.observations.table import ObsTable
+from smda.model.grid import latlon_to_xy
 
 log = logging.getLogger(__name__)
 
@@ -234,8 +234,8 @@ def make_table(*, time, row, col, grid, kind, pol, angle_deg, value, error_std, 
     Geolocation: for gridded products (``grid`` given) x/y are the EASE cell centres of (row, col) and
     lat/lon follow from them; for swaths (``grid`` None) x/y come from ``lat``/``lon`` (EPSG:6933).
     """
-    from assimilation.qc import apply_masks, merge_masks, range_mask
-    from model.grid import xy_to_latlon
+    from smda.assimilation.observations.qc import apply_masks, merge_masks, range_mask
+    from smda.model.grid import xy_to_latlon
 
     row = np.asarray(row, np.int64)
     col = np.asarray(col, np.int64)

@@ -15,24 +15,24 @@ Computed without any dense (cells x obs) matrix:
     dx_{i,m} = sum_{o local to i} rho(i, o) cov(x_i, HX_o) v_{o,m}      (per cell: O(local obs x N))
 
 rho is Gaspari-Cohn of the distance between the cell centre and the observation (footprint centre),
-rho_oo the same between observations (see :mod:`assimilation.localization`).
+rho_oo the same between observations (see :mod:`smda.assimilation.filters.localization`).
 
 Everything in observation space (v, eps) is computed from all observations and the global
 observation ids, identically on every MPI rank, so a cell's analysis does not depend on the split.
-Perturbations eps_{o,m} = sqrt(R_o) z with z from :func:`model.streams.normal_field` keyed by
+Perturbations eps_{o,m} = sqrt(R_o) z with z from :func:`smda.model.streams.normal_field` keyed by
 (seed, "assimilation.obs_perturbation", global obs id, member, cycle); by default they are
 centred (their ensemble mean is removed), so the analysis mean is the Kalman update of the mean.
 A cell without any observation within the cut-off 2 c is left unchanged (no inflation either),
-as in :mod:`assimilation.letkf`.
+as in :mod:`smda.assimilation.filters.letkf`.
 """
 
-import numba as nb
 import numpy as np
 import scipy.linalg
 
-from assimilation.inflation import rtps_factor
-from assimilation.localization import local_obs
-from model.streams import normal_field
+from smda.assimilation.filters.inflation import rtps_factor
+from smda.assimilation.filters.localization import local_obs
+from smda.jit import kernel
+from smda.model.streams import normal_field
 
 OBS_PERTURBATION_PURPOSE = "assimilation.obs_perturbation"
 
@@ -79,7 +79,7 @@ def kalman_gain(cov_x_hx, var_hx, obs_err_var):
     return cov_x_hx / (var_hx + obs_err_var)
 
 
-@nb.njit(cache=True)
+@kernel
 def finish_cell(xa, xpb, rtpp, rtps, lo, hi, clip, v):
     """Relax (RTPP, RTPS) and clip one analysis member vector ``xa`` (N,) in place.
 
@@ -115,7 +115,7 @@ def finish_cell(xa, xpb, rtpp, rtps, lo, hi, clip, v):
             xa[m] = hi
 
 
-@nb.njit(cache=True)
+@kernel
 def enkf_update_cells(X, cx, cy, ox, oy, Yp, V, radius, period, inflation, rtpp, rtps, lower, upper, clip):
     """Apply the tapered stochastic EnKF increments to every cell, in place.
 

@@ -1,6 +1,6 @@
 """Input checks and coarse-pixel aggregation shared by the comparison (downscaling) operators.
 
-Every operator takes the same inputs (see :func:`assimilation.comparison.downscale`): coarse soil
+Every operator takes the same inputs (see :func:`smda.assimilation.downscaling.downscale`): coarse soil
 moisture per coarse pixel (m3/m3), an index ``pixel_of_cell`` from each 1 km cell of the domain to
 its coarse pixel (-1 outside any pixel or not land), 1 km land surface temperature (K) for one or
 more acquisitions with NaN gaps (clouds), 1 km NDVI, optional 1 km elevation (m) and optional coarse
@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+
+from smda.jit import kernel
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ def check_inputs(sm_coarse, pixel_of_cell, lst, ndvi, elevation_m=None, tb_h=Non
     return ComparisonInputs(sm, pixel, t, nd, elev, tbh, tbv, shape)
 
 
-@njit(cache=True)
+@kernel
 def pixel_mean(values, pixel, n_pix):
     """Mean of the finite values of each coarse pixel, per row.
 

@@ -53,13 +53,13 @@ import logging
 from dataclasses import dataclass, fields
 
 import numpy as np
-from numba import njit
 
-from assimilation.comparison_inputs import check_inputs, elevation_corrected_lst
+from smda.assimilation.downscaling.inputs import check_inputs, elevation_corrected_lst
+from smda.jit import kernel
 
 try:  # helper written in model/vegetation.py (same equation, NDVIs 0.15, NDVIv 0.90, clipped)
-    from model.vegetation import vegetation_fraction as _model_vegetation_fraction
-except ImportError:  # pragma: no cover - fallback when model.vegetation is absent
+    from smda.model.vegetation import vegetation_fraction as _model_vegetation_fraction
+except ImportError:  # pragma: no cover - fallback when smda.model.vegetation is absent
     _model_vegetation_fraction = None
 
 logger = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ NDVI_VEG = 0.90
 def vegetation_fraction(ndvi, ndvi_soil=NDVI_SOIL, ndvi_veg=NDVI_VEG):
     """fv = clip((NDVI - NDVIs)/(NDVIv - NDVIs), 0, 1); NaN stays NaN. Any shape, dimensionless.
 
-    Uses :func:`model.vegetation.vegetation_fraction` when that module is present; the inline
+    Uses :func:`smda.model.vegetation.vegetation_fraction` when that module is present; the inline
     formula below is the fallback (identical equation).
     """
     ndvi = np.asarray(ndvi, dtype=np.float64)
@@ -120,7 +120,7 @@ def downscaling_relation(sm_lr, see_hr, see_lr, model="linear"):
 # --------------------------------------------------------------------------------------------
 # numba kernels
 # --------------------------------------------------------------------------------------------
-@njit(cache=True)
+@kernel
 def _end_members_kernel(lst, fv, group, n_group, fv_soil_edge, fv_veg_edge, min_soil_range_k):
     """End-members per (acquisition, group): (n_acq, n_group, 4) = Tsmax, Tsmin, Tvmax, Tvmin (NaN if none)."""
     n_acq, n_cells = lst.shape
@@ -163,7 +163,7 @@ def _end_members_kernel(lst, fv, group, n_group, fv_soil_edge, fv_veg_edge, min_
     return em
 
 
-@njit(cache=True)
+@kernel
 def _tv_hourglass(t, f, tsmax, tsmin, tvmax, tvmin):
     """Vegetation temperature (K) of one cell by the hourglass zones; NaN in zone D."""
     d1 = tsmax + f * (tvmin - tsmax)
@@ -180,7 +180,7 @@ def _tv_hourglass(t, f, tsmax, tsmin, tvmax, tvmin):
     return np.nan  # zone D: soil temperature undetermined
 
 
-@njit(cache=True)
+@kernel
 def _see_kernel(lst, fv, group, em, fv_max):
     """SEE (n_acq, n_cells), NaN where undefined."""
     n_acq, n_cells = lst.shape
@@ -205,7 +205,7 @@ def _see_kernel(lst, fv, group, em, fv_max):
     return see
 
 
-@njit(cache=True)
+@kernel
 def _downscale_kernel(see, pixel, sm_lr, n_cells_pix, min_valid_fraction, nonlinear, see_lr_min, clip_min):
     """SM_HR per acquisition (n_acq, n_cells) and SEE_LR (n_acq, n_pix)."""
     n_acq, n_cells = see.shape
@@ -243,7 +243,7 @@ def _downscale_kernel(see, pixel, sm_lr, n_cells_pix, min_valid_fraction, nonlin
     return out, see_lr
 
 
-@njit(cache=True)
+@kernel
 def _mean_valid(x):
     """Mean over axis 0 of the finite values; NaN where none. (n_acq, n) -> (n,)."""
     n_acq, n = x.shape
@@ -332,7 +332,7 @@ def vegetation_temperature(lst, fv, tsmax, tsmin, tvmax, tvmin):
     return out.reshape(lst.shape)
 
 
-@njit(cache=True)
+@kernel
 def _tv_array(lst, fv, tsmax, tsmin, tvmax, tvmin):
     out = np.empty(lst.shape[0])
     for k in range(lst.shape[0]):

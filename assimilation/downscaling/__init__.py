@@ -10,22 +10,22 @@ history=None, **settings) -> (nrows, ncols) m3/m3 with NaN where no estimate``
 * ``lst`` (n_acq, nrows, ncols) or (nrows, ncols) 1 km land surface temperature, K, NaN gaps;
 * ``ndvi`` (nrows, ncols); ``elevation_m`` (nrows, ncols) m or None;
 * ``tb_h``, ``tb_v`` (n_pix,) coarse brightness temperatures, K, or None;
-* ``history``: :class:`assimilation.regression.CoarseHistory` (moving-window empirical operators);
+* ``history``: :class:`smda.assimilation.downscaling.regression.CoarseHistory` (moving-window empirical operators);
 * ``settings``: the fields of the method's settings dataclass (unknown keys are errors).
 
 Methods:
 
-* ``dispatch`` -- :mod:`assimilation.dispatch` (Merlin et al. 2012; settings ``DispatchSettings``);
+* ``dispatch`` -- :mod:`smda.assimilation.downscaling.dispatch` (Merlin et al. 2012; settings ``DispatchSettings``);
 * ``empirical`` -- linear regression, BEC SMOS L4 style (Piles et al. 2014;
-  :func:`assimilation.regression.downscale_linear`, ``RegressionSettings``);
-* ``random_forest`` -- :func:`assimilation.regression.downscale_random_forest` (``ForestSettings``).
+  :func:`smda.assimilation.downscaling.regression.downscale_linear`, ``RegressionSettings``);
+* ``random_forest`` -- :func:`smda.assimilation.downscaling.regression.downscale_random_forest` (``ForestSettings``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from assimilation import dispatch, regression
+from smda.assimilation.downscaling import dispatch, regression
 
 METHODS = {
     "dispatch": dispatch.downscale,

@@ -1,6 +1,6 @@
 """Quality control of satellite observations: product flags, fill values, physical ranges, model screening.
 
-Every rejection sets a QC code (:data:`assimilation.obs.QC_REASONS`) on the row, which stays in the
+Every rejection sets a QC code (:data:`smda.assimilation.observations.table.QC_REASONS`) on the row, which stays in the
 table (the diagnostics file reports it); the first reason that applies wins, in the order of
 :data:`REASON_ORDER`, so ``ObsTable.qc_counts()`` counts each rejected observation once. Flagged
 surface conditions come before the range check, so that an ocean TB of 80 K counts as open water.
@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from assimilation.obs import QC_CODES, ObsTable
+from smda.assimilation.observations.table import QC_CODES, ObsTable
 
 #: Order in which reasons are applied (first match wins).
 REASON_ORDER = (

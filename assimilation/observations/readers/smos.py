@@ -32,9 +32,8 @@ import logging
 
 import numpy as np
 
-from assimilation.obs import ObsTable
-from assimilation.qc import merge_masks, smos_confidence_masks, smos_rfi_mask, smos_science_masks
-from assimilation.readers.common import (
+from smda.assimilation.observations.qc import merge_masks, smos_confidence_masks, smos_rfi_mask, smos_science_masks
+from smda.assimilation.observations.readers.common import (
     DEFAULT_FOV_KM,
     Region,
     check_paths,
@@ -46,7 +45,8 @@ from assimilation.readers.common import (
     smos_time,
     unpack,
 )
-from model.grid import GRIDS
+from smda.assimilation.observations.table import ObsTable
+from smda.model.grid import GRIDS
 
 log = logging.getLogger(__name__)
 
@@ -295,7 +295,7 @@ def read_l2_sm(paths, *, region: Region, kind="sm", error_std=None, pols=("H", "
                 raise ValueError(f"{path}: 'Latitude', 'Longitude' and 'Days' must be 1-D of equal length")
             geo_ok = (lat != L2_FLOAT_FILL) & (lon != L2_FLOAT_FILL) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
             x, y = np.full(lat.shape, np.nan), np.full(lat.shape, np.nan)
-            from model.grid import latlon_to_xy
+            from smda.model.grid import latlon_to_xy
 
             x[geo_ok], y[geo_ok] = latlon_to_xy(lat[geo_ok], lon[geo_ok])
             idx = np.flatnonzero(geo_ok & (days > 0) & region.contains_xy(x, y))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from model.grid import M01
+from smda.model.grid import M01
 
 QC_REASONS = {
     0: "accepted",

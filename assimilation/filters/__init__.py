@@ -3,14 +3,14 @@
 Filters (see the modules for the equations and references):
 
 - ``"enkf"``: stochastic EnKF with perturbed observations and gain tapering
-  (Burgers et al. 1998), :mod:`assimilation.enkf`;
+  (Burgers et al. 1998), :mod:`smda.assimilation.filters.enkf`;
 - ``"etkf"``: global ensemble transform Kalman filter, symmetric square root (Hunt et al. 2007);
 - ``"letkf"``: local ETKF with R-localization (Hunt et al. 2007), weights computed on a lattice of
   analysis points and interpolated to the cells (Yang et al. 2009) or exactly per cell,
-  :mod:`assimilation.letkf`;
+  :mod:`smda.assimilation.filters.letkf`;
 - ``"eakf"``: serial ensemble adjustment Kalman filter (Anderson 2001) with localization of the
   regressions onto later observations and the state (Anderson 2003, as in DART),
-  :mod:`assimilation.eakf`.
+  :mod:`smda.assimilation.filters.eakf`.
 
 Usage::
 
@@ -41,10 +41,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from assimilation import eakf, enkf, letkf
-from assimilation.diagnostics import AnalysisDiagnostics, gross_error_mask, innovation_statistics
-from assimilation.inflation import adaptive_inflation, check_inflation
-from assimilation.localization import _period_m, pairwise_taper
+from smda.assimilation.filters import eakf, enkf, letkf
+from smda.assimilation.filters.diagnostics import AnalysisDiagnostics, gross_error_mask, innovation_statistics
+from smda.assimilation.filters.inflation import adaptive_inflation, check_inflation
+from smda.assimilation.filters.localization import _period_m, pairwise_taper
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class _Filter(abc.ABC):
                 lower=None, upper=None) -> AnalysisDiagnostics:
         """Analyse the ensemble X in place; see the module docstring for the arguments.
 
-        Returns :class:`assimilation.diagnostics.AnalysisDiagnostics` (O-F statistics of the used
+        Returns :class:`smda.assimilation.filters.diagnostics.AnalysisDiagnostics` (O-F statistics of the used
         observations, per-observation O-F and HX spread, used mask, inflation, clipped amounts).
         """
         a = _check_inputs(X, cell_xy_m, HX, y, obs_err_var, obs_xy_m, obs_ids, cycle, lower, upper)

@@ -1,6 +1,6 @@
 """Synthetic observations for twin experiments: coarse TB / SM, and 1 km MODIS-like LST and NDVI.
 
-Every random number comes from :mod:`model.streams`, keyed by global indices, so the output is the
+Every random number comes from :mod:`smda.model.streams`, keyed by global indices, so the output is the
 same for any domain split and across restarts:
 
 * observation error: ``y = truth + sigma e``, ``e = normal(seed, "synthetic_obs", global pixel index
@@ -35,13 +35,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import numba as nb
 import numpy as np
 from scipy.special import ndtri
 
-from assimilation.obs import ObsTable
-from model.grid import GRIDS, M01
-from model.streams import normal, purpose_id, uniform
+from smda.assimilation.observations.table import ObsTable
+from smda.jit import kernel
+from smda.model.grid import GRIDS, M01
+from smda.model.streams import normal, purpose_id, uniform
 
 EPOCH = np.datetime64("2000-01-01", "D")
 ORBITS = ("am", "pm")
@@ -171,7 +171,7 @@ def variable_draw(kind: str, pol: str, angle_deg: float) -> int:
     return _KINDS[kind] * 4096 + _POLS[pol] * 1024 + int(round(angle_deg * 10))
 
 
-@nb.njit(cache=True)
+@kernel
 def _keyed(seed, pid, cells, member, steps, draw, gaussian, out):
     for i in range(cells.shape[0]):
         if gaussian:
@@ -247,7 +247,7 @@ def modis_overpass_utc(lon_deg, date, sensor: str = "terra"):
     return _local_to_utc(date, MODIS_LOCAL_HOUR[sensor], lon_deg)
 
 
-@nb.njit(cache=True)
+@kernel
 def _cloud_field(seed, pid, x, y, spacing, member, step, x0, y0, out):
     """Unit-variance Gaussian field from lattice normals blended with smoothstep weights."""
     n_lat = 1 << 20

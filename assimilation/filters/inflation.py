@@ -16,8 +16,9 @@ MPI rank gets the same number; Wang and Bishop 2003, Li et al. 2009, doi:10.1002
 clipped to [1, lambda_max]; it uses E[d d^T] = HPH^T + R.
 """
 
-import numba as nb
 import numpy as np
+
+from smda.jit import inline
 
 
 def adaptive_inflation(d, hx_var, obs_err_var, lambda_max=2.0):
@@ -43,7 +44,7 @@ def adaptive_inflation(d, hx_var, obs_err_var, lambda_max=2.0):
     return float(min(max(lam, 1.0), lambda_max))
 
 
-@nb.njit(cache=True, inline="always")
+@inline
 def rtps_factor(sigma_b, sigma_a, alpha):
     """Factor multiplying analysis anomalies in RTPS (1 where sigma_a is zero)."""
     if sigma_a <= 0.0:

@@ -34,8 +34,9 @@ from __future__ import annotations
 
 import logging
 
-import numba as nb
 import numpy as np
+
+from smda.jit import kernel
 
 log = logging.getLogger(__name__)
 
@@ -325,7 +326,7 @@ def load(path):
     return m
 
 
-@nb.njit(cache=True)
+@kernel
 def _apply_meanstd(y, gi, p, method, ref_mean, ref_std, src_mean, src_std, out):
     for i in range(y.shape[0]):
         g = gi[i]
@@ -337,7 +338,7 @@ def _apply_meanstd(y, gi, p, method, ref_mean, ref_std, src_mean, src_std, out):
         out[i] = ref_mean[g, p[i]] + (y[i] - src_mean[g, p[i]]) * ratio
 
 
-@nb.njit(cache=True)
+@kernel
 def _apply_cdf(y, gi, p, method, src_q, ref_q, n_knots, slope_lo, slope_hi, linear, out):
     for i in range(y.shape[0]):
         g = gi[i]

@@ -42,14 +42,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from assimilation.comparison_inputs import (
+from smda.assimilation.downscaling.dispatch import make_settings
+from smda.assimilation.downscaling.inputs import (
     ComparisonInputs,
     check_inputs,
     elevation_corrected_lst,
     pixel_mean,
 )
-from assimilation.dispatch import make_settings
-from model.grid import M01
+from smda.model.grid import M01
 
 logger = logging.getLogger(__name__)
 
@@ -334,7 +334,7 @@ def downscale_linear(*, sm_coarse, pixel_of_cell, lst, ndvi, elevation_m=None, t
                      **settings):
     """Empirical linear downscaling (BEC L4 style) for one coarse time; (nrows, ncols) m3/m3, NaN gaps.
 
-    Arguments as :func:`assimilation.comparison.downscale`; ``history`` is a :class:`CoarseHistory`
+    Arguments as :func:`smda.assimilation.downscaling.downscale`; ``history`` is a :class:`CoarseHistory`
     or None; ``settings`` are fields of :class:`RegressionSettings`.
     """
     s = make_settings(RegressionSettings, settings)
@@ -353,7 +353,7 @@ def downscale_random_forest(*, sm_coarse, pixel_of_cell, lst, ndvi, elevation_m=
                             history=None, **settings):
     """Random-forest empirical downscaling for one coarse time; (nrows, ncols) m3/m3, NaN gaps.
 
-    Arguments as :func:`assimilation.comparison.downscale`; ``settings`` are fields of
+    Arguments as :func:`smda.assimilation.downscaling.downscale`; ``settings`` are fields of
     :class:`ForestSettings`.
     """
     from sklearn.ensemble import RandomForestRegressor

@@ -17,7 +17,7 @@ sb2 (ddof = 1), error variance r and value y:
     (a) every later observation j:  HX[j, m] += rho(d_ij) cov(h_j, h_i)/sb2 dh_m
     (b) every state variable x of every cell within the cut-off: x_m += rho(d_xi) cov(x, h_i)/sb2 dh_m
 
-with rho the Gaspari-Cohn taper of :mod:`assimilation.localization` (radius c, zero at 2 c) and
+with rho the Gaspari-Cohn taper of :mod:`smda.assimilation.filters.localization` (radius c, zero at 2 c) and
 covariances over the *current* (already updated) ensembles. Step (a) is observation space only and
 uses the global observation arrays, so every MPI rank computes the same increments. Because a state
 variable's update depends only on itself and on the observation-space quantities (h_i - hb at the
@@ -29,7 +29,7 @@ the result independent of the domain split (bitwise).
 Prior multiplicative inflation lambda scales the anomalies of HX and of the state of every cell
 that has at least one observation within 2 c by sqrt(lambda) before the sequence; RTPP/RTPS relax
 towards the prior anomalies (before inflation) and bounds are applied afterwards, per cell and
-variable, as in :mod:`assimilation.enkf` and :mod:`assimilation.letkf`. A cell without any
+variable, as in :mod:`smda.assimilation.filters.enkf` and :mod:`smda.assimilation.filters.letkf`. A cell without any
 observation within 2 c is left bitwise unchanged (only the bounds are applied). An observation whose
 current ensemble variance is zero has no effect.
 
@@ -38,14 +38,14 @@ covariance as the batch (E)TKF (serial and batch square-root filters agree for u
 observation errors); the members themselves differ by an ensemble-space rotation.
 """
 
-import numba as nb
 import numpy as np
 
-from assimilation.enkf import finish_cell
-from assimilation.localization import distance2, gaspari_cohn, local_obs
+from smda.assimilation.filters.enkf import finish_cell
+from smda.assimilation.filters.localization import distance2, gaspari_cohn, local_obs
+from smda.jit import kernel
 
 
-@nb.njit(cache=True)
+@kernel
 def observation_increments(HX, y, r, ox, oy, radius, period, inflation, Hp, dH, g):
     """Observation-space pass of the serial EAKF, observations in the order given.
 
@@ -110,7 +110,7 @@ def observation_increments(HX, y, r, ox, oy, radius, period, inflation, Hp, dH, 
                 HX[j, m] += c * dH[i, m]
 
 
-@nb.njit(cache=True)
+@kernel
 def eakf_update_cells(X, cx, cy, ox, oy, Hp, dH, g, radius, period, inflation, rtpp, rtps,
                       lower, upper, clip):
     """Serial regression of the observation increments onto every cell, in place.

@@ -21,11 +21,12 @@ Observation positions are the footprint centres; the distance of a 1 km cell to 
 measured from the cell centre to the footprint centre.
 """
 
-import numba as nb
 import numpy as np
 
+from smda.jit import inline, kernel
 
-@nb.njit(cache=True)
+
+@kernel
 def gaspari_cohn(r):
     """Gaspari-Cohn taper (scalar) of the normalised distance r = d / c, r >= 0."""
     if r <= 1.0:
@@ -52,7 +53,7 @@ def gaspari_cohn_taper(distance, radius):
     return out
 
 
-@nb.njit(cache=True, inline="always")
+@inline
 def distance2(ax, ay, bx, by, period):
     """Squared distance; x periodic with ``period`` if period > 0."""
     dx = abs(ax - bx)
@@ -64,7 +65,7 @@ def distance2(ax, ay, bx, by, period):
     return dx * dx + dy * dy
 
 
-@nb.njit(cache=True)
+@kernel
 def local_obs(px, py, obs_x, obs_y, radius, period, idx_out, rho_out):
     """Observations within 2 * radius of point (px, py) and their Gaspari-Cohn taper.
 
@@ -84,7 +85,7 @@ def local_obs(px, py, obs_x, obs_y, radius, period, idx_out, rho_out):
     return k
 
 
-@nb.njit(cache=True)
+@kernel
 def _pair_taper(ax, ay, bx, by, radius, period, out):
     for i in range(ax.shape[0]):
         for j in range(bx.shape[0]):

@@ -1,4 +1,4 @@
-"""Satellite observation readers, chosen by product name; each returns an :class:`assimilation.obs.ObsTable`.
+"""Satellite observation readers, chosen by product name; each returns an :class:`smda.assimilation.observations.table.ObsTable`.
 
 ``read(product, paths, *, bbox, halo_km, start, end, kind, error_std, **product_options)``
 
@@ -23,9 +23,9 @@ from __future__ import annotations
 import inspect
 import logging
 
-from assimilation.obs import ObsTable
-from assimilation.readers import smap, smos
-from assimilation.readers.common import Region
+from smda.assimilation.observations.readers import smap, smos
+from smda.assimilation.observations.readers.common import Region
+from smda.assimilation.observations.table import ObsTable
 
 log = logging.getLogger(__name__)
 

@@ -31,9 +31,8 @@ import logging
 
 import numpy as np
 
-from assimilation.obs import ObsTable
-from assimilation.qc import merge_masks, smap_retrieval_masks, smap_surface_masks, smap_tb_qual_masks
-from assimilation.readers.common import (
+from smda.assimilation.observations.qc import merge_masks, smap_retrieval_masks, smap_surface_masks, smap_tb_qual_masks
+from smda.assimilation.observations.readers.common import (
     DEFAULT_FOV_KM,
     Region,
     check_paths,
@@ -45,7 +44,8 @@ from assimilation.readers.common import (
     smap_time,
     unpack,
 )
-from model.grid import GRIDS
+from smda.assimilation.observations.table import ObsTable
+from smda.model.grid import GRIDS
 
 log = logging.getLogger(__name__)
 

@@ -23,14 +23,14 @@ where the local observations and their tapers do not change (e.g. infinite radiu
 lying on lattice points.
 """
 
-import numba as nb
 import numpy as np
 
-from assimilation.enkf import finish_cell
-from assimilation.localization import local_obs
+from smda.assimilation.filters.enkf import finish_cell
+from smda.assimilation.filters.localization import local_obs
+from smda.jit import kernel
 
 
-@nb.njit(cache=True)
+@kernel
 def point_weights(Yp, d, rinv, idx, rho, k, inflation, G, T):
     """Ensemble-space weights T (N, N) from the k local observations ``idx[:k]`` with taper ``rho[:k]``.
 
@@ -78,7 +78,7 @@ def point_weights(Yp, d, rinv, idx, rho, k, inflation, G, T):
             T[a, b] = W[a, b] + wbar[a]
 
 
-@nb.njit(cache=True)
+@kernel
 def _apply_T(X, i, T, xp, xa, rtpp, rtps, lower, upper, clip):
     n_vars, n = X.shape[1], X.shape[2]
     b = i if lower.shape[0] > 1 else 0
@@ -99,7 +99,7 @@ def _apply_T(X, i, T, xp, xa, rtpp, rtps, lower, upper, clip):
             X[i, v, m] = xa[m]
 
 
-@nb.njit(cache=True)
+@kernel
 def apply_global_weights(X, T, rtpp, rtps, lower, upper, clip):
     """ETKF: apply the same weights T (N, N) to every cell of X (n_cells, n_vars, N), in place."""
     n = X.shape[2]
@@ -109,7 +109,7 @@ def apply_global_weights(X, T, rtpp, rtps, lower, upper, clip):
         _apply_T(X, i, T, xp, xa, rtpp, rtps, lower, upper, clip)
 
 
-@nb.njit(cache=True)
+@kernel
 def letkf_exact_cells(X, cx, cy, ox, oy, Yp, d, rinv, radius, period, inflation, rtpp, rtps,
                       lower, upper, clip):
     """LETKF with one eigen-solve per cell (coordinates and radius, period in m)."""
@@ -126,7 +126,7 @@ def letkf_exact_cells(X, cx, cy, ox, oy, Yp, d, rinv, radius, period, inflation,
         _apply_T(X, i, T, xp, xa, rtpp, rtps, lower, upper, clip)
 
 
-@nb.njit(cache=True)
+@kernel
 def lattice_weights(px, py, needed, ox, oy, Yp, d, rinv, radius, period, inflation, Tgrid):
     """Weights Tgrid[p] (n_points, N, N) at the analysis points flagged in ``needed``."""
     n_obs, n = Yp.shape
@@ -139,7 +139,7 @@ def lattice_weights(px, py, needed, ox, oy, Yp, d, rinv, radius, period, inflati
             point_weights(Yp, d, rinv, idx, rho, k, inflation, G, Tgrid[p])
 
 
-@nb.njit(cache=True)
+@kernel
 def mark_corners(cx, cy, spacing, i0, j0, ny, needed):
     """Flag the four lattice points around each cell; lattice point (i, j) is index (i-i0)*ny + (j-j0)."""
     for c in range(cx.shape[0]):
@@ -151,7 +151,7 @@ def mark_corners(cx, cy, spacing, i0, j0, ny, needed):
         needed[(i + 1) * ny + j + 1] = True
 
 
-@nb.njit(cache=True)
+@kernel
 def interpolate_apply(X, cx, cy, spacing, i0, j0, ny, Tgrid, rtpp, rtps, lower, upper, clip):
     """Bilinearly interpolate lattice weights to each cell and apply them, in place."""
     n = X.shape[2]

@@ -16,7 +16,7 @@ Footprints (all EASE-Grid 2.0 cells have the same area, so "times cell area" is 
 
 * ``box`` on a nested grid (M03, M09, M36): ``w = 1 / n^2`` for the n x n cells of the pixel (exact).
 * ``box`` on the SMOS 25 km grid (M25, not nested): ``w = f A_1 / A_25`` with ``f`` the fractional
-  geometric overlap of the 1 km cell with the pixel (:meth:`model.grid.Domain.overlap`), A the
+  geometric overlap of the 1 km cell with the pixel (:meth:`smda.model.grid.Domain.overlap`), A the
   cell areas; the fractions of a pixel's cells sum to ``A_25 / A_1`` (25.0029^2 cells).
 * ``gauss``: ``w ~ exp(-0.5 (dx^2 + dy^2) / FOV^2) A_1`` for cell centres within ``search_fov * FOV``
   of the footprint centre (SCIENCE.md section 4: FOV 20 km for 36 km TB, searched to 2 FOV),
@@ -45,10 +45,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import numba as nb
 import numpy as np
 
-from model.grid import GRIDS, M01, NEST, Domain
+from smda.jit import kernel
+from smda.model.grid import GRIDS, M01, NEST, Domain
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ _SNAP = 1e-9  # |inside fraction - 1| below this is round-off
 # --------------------------------------------------------------------------------------------
 # kernels
 # --------------------------------------------------------------------------------------------
-@nb.njit(cache=True)
+@kernel
 def _apply_csr(indptr, cell, weight, field, mask, out_w, out_wx):
     """sum_w[o] = sum w, sum_wx[o, m] = sum w x[cell, m] over the unmasked entries of row o."""
     n_obs = indptr.shape[0] - 1
@@ -78,7 +78,7 @@ def _apply_csr(indptr, cell, weight, field, mask, out_w, out_wx):
         out_w[o] = sw
 
 
-@nb.njit(cache=True)
+@kernel
 def _gauss_rows(ox, oy, fov, search, x0, y0, s, row0, col0, nrows, ncols, pos, count_only,
                 indptr, cell, weight):
     """Gaussian footprint rows. Pass 1 (count_only) fills indptr[o + 1] with row lengths; pass 2

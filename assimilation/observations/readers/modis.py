@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.grid import xy_to_latlon
+from smda.model.grid import xy_to_latlon
 
 logger = logging.getLogger(__name__)
 
