@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 
-from smda.model.dielectric import dielectric_model_id
-from smda.model.emission import brightness_temperature, igbp_parameters, tb_kernel, teff_model_id
+from smda.model.dielectric import DIELECTRIC_MODELS
+from smda.model.emission import TEFF_MODELS, brightness_temperature, igbp_parameters, tb_kernel
 
 
 def _setup(n_cells, n_members):
@@ -54,7 +54,7 @@ def _bench_config(n_cells, n_members):
     for diel in ("mironov", "dobson"):
         for deriv in (False, True):
             args = (sm, t_s, t_d, t_s, vwc, clay, sand, bd, cos_t, par["h"], par["omega"], par["b"], par["q"], two,
-                    two, dielectric_model_id(diel), teff_model_id("choudhury"), False, z, z, 1.41e9,
+                    two, DIELECTRIC_MODELS[diel], TEFF_MODELS["choudhury"], False, z, z, 1.41e9,
                     tb_h, tb_v, d_h, d_v, deriv)
             dt = _time(functools.partial(tb_kernel, *args))
             label = f"kernel {diel:8s}{' + dTB/dSM' if deriv else '          '}"

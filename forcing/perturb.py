@@ -96,7 +96,7 @@ class PerturbationSettings:
     sw_tau_h: float = 24.0
     lw_tau_h: float = 24.0
     t_air_tau_h: float = 24.0
-    corr_length_km: float = 55.0
+    corr_length_km: float = 55.0  # 0.5 deg of latitude (SCIENCE.md section 4)
     corr_precip_sw: float = -0.8
     corr_precip_lw: float = 0.5
     corr_sw_lw: float = -0.5

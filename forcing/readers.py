@@ -4,7 +4,7 @@ Presets name the source variables (first match wins) and how fluxes are labelled
 
 * ``era5``: t2m, d2m (dewpoint -> q with sp), sp, u10/v10 -> wind, ssrd/strd (J m-2 accumulated over
   the hour ending at the time stamp) or msdwswrf/msdwlwrf (W m-2), tp (m per hour) or mtpr;
-* ``era5-land``: the same names, but accumulations run from 00 UTC and are de-accumulated
+* ``era5_land``: the same names, but accumulations run from 00 UTC and are de-accumulated
   (``F_k = A_k - A_(k-1)``, except at 01 UTC where ``F_k = A_k``);
 * ``gldas2`` (Noah 3-hourly): Tair_f_inst, Qair_f_inst, Psurf_f_inst, Wind_f_inst, SWdown_f_tavg,
   LWdown_f_tavg, Rainf_f_tavg (interval ends at the stamp);
@@ -32,6 +32,7 @@ import xarray as xr
 from smda.forcing import units as U
 from smda.forcing.regrid import LAPSE_RATE, BilinearWeights, lapse_adjust
 from smda.forcing.timeinterp import distribute_shortwave, flux_interval, state_bracket
+from smda.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,9 @@ _ERA5 = {
     "wind": [("u10", "v10"), "si10"], "sw_down": ["ssrd", "msdwswrf"], "lw_down": ["strd", "msdwlwrf"],
     "precip": ["tp", "mtpr"],
 }
-PRESETS = {
+PRESETS = Registry("forcing preset", {
     "era5": {"vars": _ERA5, "flux_label": "end", "accumulation": "interval"},
-    "era5-land": {"vars": _ERA5, "flux_label": "end", "accumulation": "since_00utc"},
+    "era5_land": {"vars": _ERA5, "flux_label": "end", "accumulation": "since_00utc"},
     "gldas2": {"vars": {"t_air": ["Tair_f_inst"], "q_air": ["Qair_f_inst"], "p_surf": ["Psurf_f_inst"],
                         "wind": ["Wind_f_inst"], "sw_down": ["SWdown_f_tavg"], "lw_down": ["LWdown_f_tavg"],
                         "precip": ["Rainf_f_tavg"]},
@@ -52,7 +53,7 @@ PRESETS = {
                         "precip": ["PRECTOTCORR", "PRECTOT"]},
                "flux_label": "centre", "accumulation": "interval"},
     "generic": {"vars": {}, "flux_label": "end", "accumulation": "interval"},
-}
+})
 _LAT_NAMES = ("latitude", "lat", "y")
 _LON_NAMES = ("longitude", "lon", "x")
 
@@ -80,8 +81,7 @@ class GriddedForcing:
 
     def __init__(self, paths, preset: str, *, mapping: dict | None = None, required=None, chunk_steps: int = 24,
                  forcing_elevation_m=None, sw_zenith: bool = True):
-        if preset not in PRESETS:
-            raise ValueError(f"unknown forcing preset {preset!r}; valid: {', '.join(PRESETS)}")
+        spec = PRESETS[preset]
         paths = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
         if not paths:
             raise ValueError("no forcing files given")
@@ -91,7 +91,6 @@ class GriddedForcing:
         if int(chunk_steps) < 2:
             raise ValueError(f"chunk_steps must be >= 2, got {chunk_steps}")
         self.preset = preset
-        spec = PRESETS[preset]
         mapping = dict(mapping or {})
         self.flux_label = mapping.pop("flux_label", spec["flux_label"])
         self.accumulation = mapping.pop("accumulation", spec["accumulation"])

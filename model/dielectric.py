@@ -55,6 +55,7 @@ import math
 import numpy as np
 
 from smda.jit import inline, kernel
+from smda.registry import Registry
 
 EPS0 = 8.854e-12  # vacuum permittivity, F m-1
 EPS_INF = 4.9  # high-frequency permittivity of water
@@ -62,19 +63,9 @@ RHO_SOLID = 2.66  # density of soil solids, g cm-3 (Dobson)
 DOBSON_ALPHA = 0.65
 MV_FLOOR_DOBSON = 0.001
 
-DIELECTRIC_MODELS = {"mironov": 0, "dobson": 1, "dobson_peplinski_sigma": 2, "peplinski": 3}
-
-
-def dielectric_model_id(name):
-    """Integer code of a dielectric model name; ValueError listing the valid names otherwise."""
-    try:
-        return DIELECTRIC_MODELS[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown dielectric model {name!r}; valid names: {', '.join(sorted(DIELECTRIC_MODELS))}"
-        ) from None
-
-
+# name -> integer code passed to the kernels
+DIELECTRIC_MODELS = Registry("dielectric model", {"mironov": 0, "dobson": 1, "dobson_peplinski_sigma": 2,
+                                                   "peplinski": 3})
 
 
 @inline
@@ -216,7 +207,7 @@ def permittivity(mv, clay, sand=None, bulk_density=None, t_soil_k=None, *, model
     eps : complex ndarray of the broadcast shape
     deps_dmv : complex ndarray, derivative with respect to mv (m-3 m3)
     """
-    mid = dielectric_model_id(model)
+    mid = DIELECTRIC_MODELS[model]
     if not (0.3e9 <= freq_hz <= 18e9):
         raise ValueError(f"permittivity: freq_hz must be within 0.3e9-18e9 Hz, got {freq_hz}")
     mv = np.asarray(mv, dtype=np.float64)

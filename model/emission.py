@@ -62,14 +62,16 @@ import numpy as np
 
 from smda.jit import inline, kernel
 from smda.model.dielectric import (
+    DIELECTRIC_MODELS,
     RHO_SOLID,
-    dielectric_model_id,
     dobson_eps,
     mironov_coefficients,
     mironov_eps,
 )
+from smda.registry import Registry
 
-TEFF_MODELS = {"choudhury": 0, "wigneron": 1}
+# name -> integer code passed to the kernels
+TEFF_MODELS = Registry("effective temperature model", {"choudhury": 0, "wigneron": 1})
 CHOUDHURY_C = 0.246
 WIGNERON_W0 = 0.3
 WIGNERON_BW0 = 0.3
@@ -91,18 +93,8 @@ IGBP_TABLES = {
 }
 for _v in IGBP_TABLES.values():
     _v.setflags(write=False)
-OMEGA_SOURCES = {"atbd": "omega", "smap_dca": "omega_smap_dca"}
-
-
-
-def teff_model_id(name):
-    """Integer code of an effective-temperature model; ValueError listing the valid names otherwise."""
-    try:
-        return TEFF_MODELS[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown effective temperature model {name!r}; valid names: {', '.join(sorted(TEFF_MODELS))}"
-        ) from None
+# igbp_parameters(omega_source=...) -> column of IGBP_TABLES
+OMEGA_SOURCES = Registry("single-scattering albedo source", {"atbd": "omega", "smap_dca": "omega_smap_dca"})
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -319,8 +311,8 @@ def _per_member(name, x, n_cells, n_members, squeeze):
 def _evaluate(sm, t_soil_surface, t_soil_deep, t_canopy, vwc, clay, sand, bulk_density, angle_deg, *, h, omega,
               b, q, n_h, n_v, dielectric, teff, atmosphere, freq_hz, porosity, multi_angle, derivative,
               out_h=None, out_v=None):
-    diel_id = dielectric_model_id(dielectric)
-    teff_id = teff_model_id(teff)
+    diel_id = DIELECTRIC_MODELS[dielectric]
+    teff_id = TEFF_MODELS[teff]
     sm = np.asarray(sm, dtype=np.float64)
     if sm.ndim not in (1, 2):
         raise ValueError(f"brightness_temperature: sm must be (n_cells,) or (n_cells, n_members), got {sm.shape}")
@@ -551,12 +543,11 @@ def igbp_parameters(igbp_class, *, omega_source="atbd", overrides=None, q_from_h
     bad = (cls < 1) | (cls > 16)
     if np.any(bad):
         raise ValueError(f"igbp_parameters: IGBP class must be in 1..16, found {np.unique(cls[bad])[:10].tolist()}")
-    if omega_source not in OMEGA_SOURCES:
-        raise ValueError(f"igbp_parameters: unknown omega_source {omega_source!r}; valid: {sorted(OMEGA_SOURCES)}")
+    column = OMEGA_SOURCES[omega_source]
     n = cls.shape[0]
     out = {
         "h": IGBP_TABLES["h"][cls].copy(),
-        "omega": IGBP_TABLES[OMEGA_SOURCES[omega_source]][cls].copy(),
+        "omega": IGBP_TABLES[column][cls].copy(),
         "b": IGBP_TABLES["b"][cls].copy(),
     }
     out["q"] = Q_PER_H_SMAP * out["h"] if q_from_h else np.zeros(n)

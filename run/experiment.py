@@ -94,7 +94,7 @@ class Experiment:
             return _Located(SiteForcing(paths[0], station_elevation_m=f.station_elevation_m, fill=f.fill, lat=lat,
                                         lon=lon, columns=f.columns, units=f.units),
                             elevation=f.station_elevation_m is not None)  # lapse-rate correction needs it
-        return _Located(GriddedForcing(paths, f.preset.replace("_", "-")))
+        return _Located(GriddedForcing(paths, f.preset))
 
     def ensemble_weather(self):
         """The ensemble's forcing: in twin experiments the truth's degraded (coarsened, biased); else the truth's."""

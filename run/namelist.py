@@ -13,14 +13,23 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from smda.assimilation.downscaling import METHODS
+from smda.assimilation.downscaling.dispatch import SEE_MODELS
+from smda.assimilation.filters import FILTERS
+from smda.assimilation.observations.bias import MATCHERS, PERIODS
+from smda.assimilation.observations.readers import READERS
+from smda.forcing.perturb import PerturbationSettings
+from smda.forcing.readers import PRESETS
+from smda.forcing.site import FILLABLE
+from smda.model.dielectric import DIELECTRIC_MODELS
+from smda.model.emission import TEFF_MODELS
 from smda.run.schema import NamelistError, build, key, section, to_plain
+from smda.run.validate import ValidationSettings
 
 DEFAULT_NAMELIST = Path(__file__).resolve().parent.parent / "namelists" / "osse_default.yaml"
-FILTERS = ("none", "enkf", "etkf", "letkf", "eakf")
-OBS_SOURCES = ("none", "synthetic", "smap_l1c_tb", "smap_l2_sm_p", "smap_l3_sm_p", "smap_l3_sm_p_e",
-               "smos_l3_sm", "smos_l3_tb", "smos_l2_sm")
 UPDATABLE = ("sm_surface", "sm_rootzone", "t_skin", "t_deep")
-COMPARISON = ("dispatch", "empirical", "random_forest")
+_PERTURB = PerturbationSettings()  # the defaults of the perturbation keys
+_VALIDATE = ValidationSettings()  # the defaults of the validation keys
 
 
 @section
@@ -59,16 +68,16 @@ class Time:
 @section
 class Perturbations:
     enabled: bool = key(True, doc="Perturb the ensemble's forcing (SMAP L4 practice).")
-    precip_std: float = key(0.5, unit="1", lo=0.0, hi=3.0,
+    precip_std: float = key(_PERTURB.precip_std, unit="1", lo=0.0, hi=3.0,
                             doc="Std of the multiplicative lognormal precipitation factor (mean 1).")
-    sw_std: float = key(0.3, unit="1", doc="Std of the multiplicative shortwave factor (mean 1).", lo=0.0, hi=1.0)
-    lw_std_Wm2: float = key(20.0, unit="W m-2", doc="Std of the additive longwave perturbation.", lo=0.0)
-    t_air_std_K: float = key(0.0, unit="K", doc="Std of the additive air temperature perturbation.", lo=0.0)
-    tau_h: float = key(24.0, unit="h", doc="AR(1) time scale.", lo=0.1)
-    length_km: float = key(50.0, unit="km", doc="Spatial correlation length.", lo=1.0)
-    corr_precip_sw: float = key(-0.8, doc="Cross-correlation precipitation - shortwave.", lo=-1.0, hi=1.0)
-    corr_precip_lw: float = key(0.5, doc="Cross-correlation precipitation - longwave.", lo=-1.0, hi=1.0)
-    corr_sw_lw: float = key(-0.5, doc="Cross-correlation shortwave - longwave.", lo=-1.0, hi=1.0)
+    sw_std: float = key(_PERTURB.sw_std, unit="1", doc="Std of the multiplicative shortwave factor (mean 1).", lo=0.0, hi=1.0)
+    lw_std_Wm2: float = key(_PERTURB.lw_std_wm2, unit="W m-2", doc="Std of the additive longwave perturbation.", lo=0.0)
+    t_air_std_K: float = key(_PERTURB.t_air_std_k, unit="K", doc="Std of the additive air temperature perturbation.", lo=0.0)
+    tau_h: float = key(_PERTURB.precip_tau_h, unit="h", doc="AR(1) time scale.", lo=0.1)
+    length_km: float = key(_PERTURB.corr_length_km, unit="km", doc="Spatial correlation length.", lo=1.0)
+    corr_precip_sw: float = key(_PERTURB.corr_precip_sw, doc="Cross-correlation precipitation - shortwave.", lo=-1.0, hi=1.0)
+    corr_precip_lw: float = key(_PERTURB.corr_precip_lw, doc="Cross-correlation precipitation - longwave.", lo=-1.0, hi=1.0)
+    corr_sw_lw: float = key(_PERTURB.corr_sw_lw, doc="Cross-correlation shortwave - longwave.", lo=-1.0, hi=1.0)
 
 
 @section
@@ -76,11 +85,11 @@ class Forcing:
     source: str = key("synthetic", doc="Where the forcing comes from.", choices=("synthetic", "gridded", "site"))
     paths: tuple[Path, ...] = key((), doc="Files or glob patterns (gridded or site forcing), relative to the namelist.")
     preset: str = key("era5", doc="Variable names and units of gridded files.",
-                      choices=("era5", "era5_land", "gldas2", "merra2", "generic"))
+                      choices=PRESETS.names())
     columns: dict | None = key(None, doc="Site forcing CSV: internal name (precip, sw_down, lw_down, t_air, q_air, "
                                "rel_hum, dewpoint, p_surf, wind) -> column title.")
     units: dict | None = key(None, doc="Site forcing CSV: internal name -> units of its column (e.g. precip: mm h-1).")
-    fill: tuple[str, ...] = key((), choices=("sw_down", "lw_down", "q_air", "wind", "p_surf"),
+    fill: tuple[str, ...] = key((), choices=FILLABLE,
                                 doc="Site forcing: variables the station lacks, filled by documented generators "
                                 "(recorded in the outputs' forcing_fill attribute).")
     station_elevation_m: float | None = key(None, unit="m", doc="Site forcing: station elevation (lapse-rate correction).")
@@ -103,7 +112,8 @@ class Model:
 
 @section
 class Observations:
-    source: str = key("synthetic", doc="Observation product (synthetic for twin experiments).", choices=OBS_SOURCES)
+    source: str = key("synthetic", doc="Observation product (synthetic for twin experiments).",
+                      choices=READERS.names("none", "synthetic"))
     paths: tuple[Path, ...] = key((), doc="Product files or glob patterns, relative to the namelist.")
     kind: str = key("tb", doc="Assimilate brightness temperature or soil moisture.", choices=("tb", "sm"))
     grid: str = key("M36", doc="Footprint grid of synthetic observations.", choices=("M36", "M09", "M25"))
@@ -118,12 +128,12 @@ class Observations:
     orbits: tuple[str, ...] = key(("am",), choices=("am", "pm"),
                                   doc="Synthetic overpasses: SMAP-like 6 am descending and/or 6 pm ascending, every 2-3 days.")
     gap_fraction: float = key(0.1, unit="1", doc="Synthetic fraction of missing pixels.", lo=0.0, hi=1.0)
-    dielectric: str = key("mironov", doc="Soil dielectric model.", choices=("mironov", "dobson", "peplinski"))
-    teff: str = key("choudhury", doc="Effective temperature model.", choices=("choudhury", "wigneron"))
+    dielectric: str = key("mironov", doc="Soil dielectric model.", choices=DIELECTRIC_MODELS.names())
+    teff: str = key("choudhury", doc="Effective temperature model.", choices=TEFF_MODELS.names())
     tb_bias_K: float = key(0.0, unit="K", doc="Synthetic TB bias added to the observations.")
-    rescaling: str = key("none", choices=("none", "meanstd", "cdf"),
+    rescaling: str = key("none", choices=MATCHERS.names("none"),
                          doc="Rescale observations to the model climatology (statistics from an open-loop run).")
-    rescaling_window: str = key("none", choices=("none", "season", "month", "pentad"),
+    rescaling_window: str = key("none", choices=tuple(PERIODS),
                                 doc="Period of the rescaling statistics (none: one set per pixel).")
     rescaling_stats: Path | None = key(
         None, doc="netCDF of rescaling statistics; every run with observations writes <name>_rescaling.nc "
@@ -134,7 +144,7 @@ class Observations:
 
 @section
 class Assimilation:
-    filter: str = key("letkf", doc="Analysis method; none runs the open loop.", choices=FILTERS)
+    filter: str = key("letkf", doc="Analysis method; none runs the open loop.", choices=FILTERS.names("none"))
     update: tuple[str, ...] = key(("sm_surface", "sm_rootzone"), choices=UPDATABLE,
                                   doc="State variables updated by the analysis.")
     loc_radius_km: float = key(60.0, unit="km", doc="Gaspari-Cohn localization half-width c (taper is 0 beyond 2c).", lo=1.0)
@@ -148,8 +158,8 @@ class Assimilation:
 
 @section
 class Comparison:
-    methods: tuple[str, ...] = key(("dispatch", "empirical"), doc="Comparison downscaling operators.", choices=COMPARISON)
-    sm_model: str = key("linear", doc="DISPATCH SEE(SM) model.", choices=("linear", "nonlinear"))
+    methods: tuple[str, ...] = key(("dispatch", "empirical"), doc="Comparison downscaling operators.", choices=METHODS.names())
+    sm_model: str = key("linear", doc="DISPATCH SEE(SM) model.", choices=SEE_MODELS)
     cloud_fraction: float = key(0.3, unit="1", doc="Synthetic LST cloud cover fraction.", lo=0.0, hi=1.0)
     window_days: int = key(30, unit="day", doc="Empirical regression moving window.", lo=1)
 
@@ -165,9 +175,10 @@ class Output:
 @section
 class Validation:
     insitu: Path | None = key(None, doc="ISMN folder/zip or CSV station file.")
-    depth_m: tuple[float, float] = key((0.0, 0.05), unit="m", doc="Sensor depth range matched to the surface layer.", lo=0.0)
-    window_h: float = key(1.0, unit="h", doc="Time-matching window.", lo=0.0)
-    min_samples: int = key(20, doc="Minimum collocated samples per station.", lo=3)
+    depth_m: tuple[float, float] = key(_VALIDATE.depth_m, unit="m", lo=0.0,
+                                       doc="Sensor depth range matched to the surface layer.")
+    window_h: float = key(_VALIDATE.window_h, unit="h", doc="Time-matching window.", lo=0.0)
+    min_samples: int = key(_VALIDATE.min_samples, doc="Minimum collocated samples per station.", lo=3)
 
 
 @section

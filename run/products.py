@@ -220,7 +220,8 @@ def _write_rescaling(nl, df):
                                                                         "qc")})
     groups, doy = table.rescaling_groups(), table.time
     window = nl.observations.rescaling_window
-    for name, matcher in (("meanstd", bias.MeanStdMatcher(window=window)), ("cdf", bias.CDFMatcher(window=window))):
+    for name, cls in bias.MATCHERS.items():
+        matcher = cls(window=window)
         matcher.fit(d["hx_forecast_mean"].to_numpy(), d["value"].to_numpy(), groups, doy)
         path = nl.output.dir / f"{nl.name}_rescaling_{name}.nc"
         tmp = path.with_name(path.name + ".tmp")
@@ -252,7 +253,7 @@ def downscale_from_files(nl: Namelist, methods):
         lst, ndvi = p["lst"].values.astype(float), p["ndvi"].values.astype(float)
         elevation = p["elevation"].values.astype(float)
     for m in methods:
-        downscaling.get_method(m)  # unknown names: an error listing the valid ones
+        downscaling.METHODS[m]  # unknown names: an error listing the valid ones
     nl2 = dataclasses.replace(nl, comparison=dataclasses.replace(nl.comparison, methods=tuple(methods)))
     res = run_comparison(nl2, domain, times, sat, days, lst, ndvi, elevation)
     for name, g in res.items():

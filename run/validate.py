@@ -64,7 +64,7 @@ class ValidationSettings:
     good_flags: tuple = ("G",)
     time_match: str = "nearest"
     window_h: float = 1.0
-    min_samples: int = 10
+    min_samples: int = 20
     alpha: float = 0.05
     anomaly_window_days: float = 35.0
     triple: tuple | None = None

@@ -242,7 +242,7 @@ def test_l96_long():
 # -- registry and settings --------------------------------------------------------------------------
 def test_registry():
     assert FILTERS["eakf"] is EAKF
-    with pytest.raises(ValueError, match="valid names: eakf, enkf, etkf, letkf"):
+    with pytest.raises(ValueError, match="unknown filter .kalman.; valid: enkf, etkf, letkf, eakf"):
         make_filter("kalman")
     with pytest.raises(ValueError, match="loc_radius_km"):
         make_filter("eakf", radius=3.0)

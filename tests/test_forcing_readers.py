@@ -119,7 +119,7 @@ def _synthetic_era5_land(path):
 
 def test_era5_land_deaccumulation_streaming(tmp_path):
     t, rate = _synthetic_era5_land(tmp_path / "e5l.nc")
-    g = GriddedForcing(tmp_path / "e5l.nc", "era5-land", required=("precip",), chunk_steps=7)
+    g = GriddedForcing(tmp_path / "e5l.nc", "era5_land", required=("precip",), chunk_steps=7)
     got = [g.fields(t[k], [40.2], [-88.5])["precip"][0] for k in range(1, t.size)]
     np.testing.assert_allclose(got, rate[1:], rtol=1e-9)
     # the reader keeps only one chunk in memory

@@ -92,10 +92,3 @@ def test_cli_exit_codes(args, code):
         assert "36 km pixels: 3 x 3" in r.stdout and "memory estimate" in r.stdout
     if args[-1] == "time.dt_s=7":
         assert "time.dt_s" in r.stderr
-
-
-def test_filter_choices_match_the_registry():
-    from smda.assimilation.filters import FILTERS as REGISTRY
-    from smda.run.namelist import FILTERS
-
-    assert set(FILTERS) == {"none", *REGISTRY}

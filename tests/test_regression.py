@@ -162,4 +162,4 @@ def test_bad_settings():
         regression.downscale_linear(**d, window=3)
     with pytest.raises(ValueError, match="window_days"):
         regression.CoarseHistory(window_days=0)
-    assert downscaling.settings_class("empirical") is regression.RegressionSettings
+    assert downscaling.METHODS["empirical"].settings is regression.RegressionSettings

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from smda.model.dielectric import DIELECTRIC_MODELS, dielectric_model_id, permittivity
+from smda.model.dielectric import DIELECTRIC_MODELS, permittivity
 
 MV_MIRONOV = np.array([0.02, 0.05, 0.10, 0.20, 0.30, 0.40])
 REF_MIRONOV = {
@@ -69,8 +69,8 @@ def test_dobson_floor_at_dry_end():
 
 
 def test_unknown_model_lists_valid_names():
-    with pytest.raises(ValueError, match="mironov.*peplinski|valid names: dobson"):
-        dielectric_model_id("topp")
+    with pytest.raises(ValueError, match="unknown dielectric model .topp.; valid: mironov, dobson, dobson_peplinski_sigma, peplinski"):
+        DIELECTRIC_MODELS["topp"]
 
 
 def test_bad_inputs():

@@ -213,8 +213,8 @@ def test_out_arrays_are_filled_in_place():
         (dict(t_soil_surface=-5.0), "t_soil_surface"),
         (dict(omega=1.5), "omega"),
         (dict(h=-0.1), "h must be"),
-        (dict(dielectric="topp"), "valid names"),
-        (dict(teff="holmes"), "valid names"),
+        (dict(dielectric="topp"), "unknown dielectric model .topp.; valid: mironov"),
+        (dict(teff="holmes"), "unknown effective temperature model .holmes.; valid: choudhury, wigneron"),
         (dict(atmosphere={"t_air": 290.0}), "atmosphere"),
         (dict(freq_hz=5e9), "freq_hz"),
     ],
@@ -253,7 +253,7 @@ def test_igbp_tables_and_overrides():
     np.testing.assert_allclose(o["b"], 0.08)
     with pytest.raises(ValueError, match="IGBP class"):
         igbp_parameters(np.array([0, 3]))
-    with pytest.raises(ValueError, match="omega_source"):
+    with pytest.raises(ValueError, match="unknown single-scattering albedo source .smos.; valid: atbd, smap_dca"):
         igbp_parameters(cls, omega_source="smos")
     with pytest.raises(ValueError, match="unknown override"):
         igbp_parameters(cls, overrides={"tau": 0.1})

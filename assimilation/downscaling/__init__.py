@@ -23,41 +23,34 @@ Methods:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 
 from smda.assimilation.downscaling import dispatch, regression
-
-METHODS = {
-    "dispatch": dispatch.downscale,
-    "empirical": regression.downscale_linear,
-    "random_forest": regression.downscale_random_forest,
-}
-
-SETTINGS = {
-    "dispatch": dispatch.DispatchSettings,
-    "empirical": regression.RegressionSettings,
-    "random_forest": regression.ForestSettings,
-}
+from smda.registry import Registry
 
 
-def get_method(name: str):
-    """The downscaling callable registered under ``name``; the error lists the valid names."""
-    try:
-        return METHODS[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown downscaling method {name!r}; valid: {', '.join(METHODS)}") from None
+@dataclass(frozen=True)
+class Method:
+    """A downscaling method: its function (the signature above) and its settings dataclass."""
+
+    downscale: Callable
+    settings: type
 
 
-def settings_class(name: str):
-    """The settings dataclass of a method (for namelist validation)."""
-    get_method(name)
-    return SETTINGS[name]
+METHODS: Registry[Method] = Registry("downscaling method", {
+    "dispatch": Method(dispatch.downscale, dispatch.DispatchSettings),
+    "empirical": Method(regression.downscale_linear, regression.RegressionSettings),
+    "random_forest": Method(regression.downscale_random_forest, regression.ForestSettings),
+})
 
 
 def downscale(method: str, *, sm_coarse, pixel_of_cell, lst, ndvi, elevation_m=None, tb_h=None, tb_v=None,
               history=None, **settings):
     """Downscale one coarse observation time with the named method; (nrows, ncols) m3/m3, NaN gaps."""
-    return get_method(method)(sm_coarse=sm_coarse, pixel_of_cell=pixel_of_cell, lst=lst, ndvi=ndvi,
+    return METHODS[method].downscale(sm_coarse=sm_coarse, pixel_of_cell=pixel_of_cell, lst=lst, ndvi=ndvi,
                               elevation_m=elevation_m, tb_h=tb_h, tb_v=tb_v, history=history, **settings)
 
 

@@ -66,6 +66,7 @@ logger = logging.getLogger(__name__)
 
 NDVI_SOIL = 0.15
 NDVI_VEG = 0.90
+SEE_MODELS = ("linear", "nonlinear")  # the SM(SEE) relations of smp_and_slope
 
 
 def vegetation_fraction(ndvi, ndvi_soil=NDVI_SOIL, ndvi_veg=NDVI_VEG):
@@ -108,7 +109,7 @@ def smp_and_slope(sm_lr, see_lr, model="linear"):
     if model == "nonlinear":
         smp = np.pi * sm_lr / np.arccos(1.0 - 2.0 * see_lr)
         return smp, smp / (np.pi * np.sqrt(see_lr * (1.0 - see_lr)))
-    raise ValueError(f"unknown SEE model {model!r}; valid: linear, nonlinear")
+    raise ValueError(f"unknown SEE model {model!r}; valid: {', '.join(SEE_MODELS)}")
 
 
 def downscaling_relation(sm_lr, see_hr, see_lr, model="linear"):
@@ -267,7 +268,7 @@ def _mean_valid(x):
 class DispatchSettings:
     """DISPATCH settings (see the module docstring for their meaning)."""
 
-    see_model: str = "linear"  # "linear" or "nonlinear"
+    see_model: str = "linear"  # one of SEE_MODELS
     end_members: str = "pixel"  # "pixel" (per coarse pixel) or "scene" (whole domain)
     ndvi_soil: float = NDVI_SOIL
     ndvi_veg: float = NDVI_VEG
@@ -283,8 +284,8 @@ class DispatchSettings:
 
     def __post_init__(self):
         errors = []
-        if self.see_model not in ("linear", "nonlinear"):
-            errors.append(f"see_model={self.see_model!r}; valid: linear, nonlinear")
+        if self.see_model not in SEE_MODELS:
+            errors.append(f"see_model={self.see_model!r}; valid: {', '.join(SEE_MODELS)}")
         if self.end_members not in ("pixel", "scene"):
             errors.append(f"end_members={self.end_members!r}; valid: pixel, scene")
         if not self.ndvi_veg > self.ndvi_soil:

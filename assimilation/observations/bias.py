@@ -37,12 +37,13 @@ import logging
 import numpy as np
 
 from smda.jit import kernel
+from smda.registry import Registry
 
 log = logging.getLogger(__name__)
 
 CDF_MIN_SAMPLES = 60
 MEANSTD_MIN_SAMPLES = 10
-PERIODS = {"pentad": 73, "month": 12, "season": 4, "none": 1}
+PERIODS = Registry("rescaling window", {"none": 1, "season": 4, "month": 12, "pentad": 73})  # name -> periods a year
 _NONE, _MEANSTD, _CDF = 0, 1, 2
 _MONTH_START = np.array([1, 32, 60, 91, 121, 152, 182, 213, 244, 274, 305, 335])  # 365-day calendar
 
@@ -61,6 +62,7 @@ def day_of_year(doy_or_time):
 
 def period_of_doy(doy, window: str):
     """Period index (0-based) of each day of year for a window name."""
+    PERIODS[window]  # an unknown name raises, listing the valid ones
     doy = np.minimum(day_of_year(doy), 365)
     if window == "pentad":
         return (doy - 1) // 5
@@ -69,15 +71,11 @@ def period_of_doy(doy, window: str):
         return month
     if window == "season":
         return ((month + 1) // 3) % 4  # DJF 0, MAM 1, JJA 2, SON 3
-    if window == "none":
-        return np.zeros_like(doy)
-    raise ValueError(f"unknown window {window!r}; valid: {', '.join(PERIODS)}")
+    return np.zeros_like(doy)  # "none"
 
 
 def period_centres(window: str):
     """Centre day of year of every period."""
-    if window not in PERIODS:
-        raise ValueError(f"unknown window {window!r}; valid: {', '.join(PERIODS)}")
     n = PERIODS[window]
     if window == "pentad":
         return 5.0 * np.arange(n) + 3.0
@@ -105,8 +103,7 @@ class _Matcher:
     _kind = ""
 
     def __init__(self, *, window="pentad", half_window_days=None, min_samples_meanstd=MEANSTD_MIN_SAMPLES):
-        if window not in PERIODS:
-            raise ValueError(f"unknown window {window!r}; valid: {', '.join(PERIODS)}")
+        PERIODS[window]  # an unknown name raises, listing the valid ones
         if half_window_days is not None and not (0 <= half_window_days <= 182):
             raise ValueError(f"half_window_days must be in [0, 182] or None, got {half_window_days}")
         if min_samples_meanstd < 2:
@@ -300,6 +297,9 @@ class CDFMatcher(_Matcher):
         a.update({"n_quantiles": self.n_quantiles, "min_samples": self.min_samples, "tails": self.tails,
                   "tail_prob": self.tail_prob})
         return a
+
+
+MATCHERS = Registry("rescaling method", {"meanstd": MeanStdMatcher, "cdf": CDFMatcher})
 
 
 def load(path):

@@ -26,10 +26,11 @@ import logging
 from smda.assimilation.observations.readers import smap, smos
 from smda.assimilation.observations.readers.common import Region
 from smda.assimilation.observations.table import ObsTable
+from smda.registry import Registry
 
 log = logging.getLogger(__name__)
 
-READERS = {
+READERS = Registry("observation product", {
     "smap_l1c_tb": smap.read_l1c_tb,
     "smap_l2_sm_p": smap.read_l2_sm_p,
     "smap_l3_sm_p": smap.read_l3_sm_p,
@@ -37,15 +38,7 @@ READERS = {
     "smos_l3_sm": smos.read_l3_sm,
     "smos_l3_tb": smos.read_l3_tb,
     "smos_l2_sm": smos.read_l2_sm,
-}
-
-
-def reader(product: str):
-    """The reader function of ``product``; the error lists the valid names."""
-    try:
-        return READERS[product]
-    except KeyError:
-        raise ValueError(f"unknown observation product {product!r}; valid: {', '.join(READERS)}") from None
+})
 
 
 def read(product: str, paths, *, bbox=None, xy_bbox=None, halo_km: float = 50.0, start=None, end=None,
@@ -65,7 +58,7 @@ def read(product: str, paths, *, bbox=None, xy_bbox=None, halo_km: float = 50.0,
     error_std : observation error std (K for TB, m3/m3 for SM); None uses SCIENCE.md section 4 (4 K, 0.04).
     product_options : passed to the reader; unknown options are an error naming the valid ones.
     """
-    fn = reader(product)
+    fn = READERS[product]
     params = inspect.signature(fn).parameters
     valid = [p for p in params if p not in ("paths", "region", "kind", "error_std")]
     bad = sorted(set(product_options) - set(valid))
@@ -80,4 +73,4 @@ def read(product: str, paths, *, bbox=None, xy_bbox=None, halo_km: float = 50.0,
     return table
 
 
-__all__ = ["READERS", "Region", "read", "reader"]
+__all__ = ["READERS", "Region", "read"]
