@@ -40,7 +40,7 @@ observation errors); the members themselves differ by an ensemble-space rotation
 
 import numpy as np
 
-from smda.assimilation.filters.enkf import finish_cell
+from smda.assimilation.filters.ensemble import finish_cell, member_mean, prior_anomalies, work_buffers
 from smda.assimilation.filters.localization import distance2, gaspari_cohn, local_obs
 from smda.jit import kernel
 
@@ -65,17 +65,11 @@ def observation_increments(HX, y, r, ox, oy, radius, period, inflation, Hp, dH, 
     s = np.sqrt(inflation)
     cut2 = 4.0 * radius * radius
     for i in range(n_obs):
-        mean = 0.0
-        for m in range(n):
-            mean += HX[i, m]
-        mean /= n
+        mean = member_mean(HX[i])
         for m in range(n):
             HX[i, m] = mean + s * (HX[i, m] - mean)
     for i in range(n_obs):
-        hb = 0.0
-        for m in range(n):
-            hb += HX[i, m]
-        hb /= n
+        hb = member_mean(HX[i])
         sb2 = 0.0
         for m in range(n):
             Hp[i, m] = HX[i, m] - hb
@@ -98,10 +92,7 @@ def observation_increments(HX, y, r, ox, oy, radius, period, inflation, Hp, dH, 
             rho = gaspari_cohn(np.sqrt(d2) / radius)
             if rho <= 0.0:
                 continue
-            mj = 0.0
-            for m in range(n):
-                mj += HX[j, m]
-            mj /= n
+            mj = member_mean(HX[j])
             c = 0.0
             for m in range(n):
                 c += (HX[j, m] - mj) * Hp[i, m]
@@ -120,11 +111,7 @@ def eakf_update_cells(X, cx, cy, ox, oy, Hp, dH, g, radius, period, inflation, r
     period (m); lower, upper (1 or n_cells, n_vars) bounds; clip (n_vars, 3) accumulator.
     """
     n_cells, n_vars, n = X.shape
-    n_obs = ox.shape[0]
-    idx = np.empty(n_obs, np.int64)
-    rho = np.empty(n_obs)
-    xp = np.empty(n)
-    xa = np.empty(n)
+    idx, rho, xp, xa = work_buffers(ox.shape[0], n)
     s = np.sqrt(inflation)
     per_cell = lower.shape[0] > 1
     for i in range(n_cells):
@@ -138,21 +125,12 @@ def eakf_update_cells(X, cx, cy, ox, oy, Hp, dH, g, radius, period, inflation, r
                 for m in range(n):
                     X[i, v, m] = xa[m]
                 continue
-            mean = 0.0
-            for m in range(n):
-                mean += X[i, v, m]
-            mean /= n
-            for m in range(n):
-                xp[m] = X[i, v, m] - mean
-                xa[m] = mean + s * xp[m]
+            prior_anomalies(X[i, v], s, xp, xa)
             for jj in range(k):
                 o = idx[jj]
                 if g[o] == 0.0:
                     continue
-                xm = 0.0
-                for m in range(n):
-                    xm += xa[m]
-                xm /= n
+                xm = member_mean(xa)
                 c = 0.0
                 for m in range(n):
                     c += (xa[m] - xm) * Hp[o, m]

@@ -29,7 +29,7 @@ as in :mod:`smda.assimilation.filters.letkf`.
 import numpy as np
 import scipy.linalg
 
-from smda.assimilation.filters.inflation import rtps_factor
+from smda.assimilation.filters.ensemble import finish_cell, prior_anomalies, work_buffers
 from smda.assimilation.filters.localization import local_obs
 from smda.jit import kernel
 from smda.model.streams import normal_field
@@ -80,42 +80,6 @@ def kalman_gain(cov_x_hx, var_hx, obs_err_var):
 
 
 @kernel
-def finish_cell(xa, xpb, rtpp, rtps, lo, hi, clip, v):
-    """Relax (RTPP, RTPS) and clip one analysis member vector ``xa`` (N,) in place.
-
-    ``xpb`` are the prior anomalies (before inflation); clip[v] accumulates
-    (amount raised to lower, amount lowered to upper, count of clipped values).
-    """
-    n = xa.shape[0]
-    if rtpp > 0.0 or rtps > 0.0:
-        mean = 0.0
-        for m in range(n):
-            mean += xa[m]
-        mean /= n
-        if rtpp > 0.0:
-            for m in range(n):
-                xa[m] = mean + (1.0 - rtpp) * (xa[m] - mean) + rtpp * xpb[m]
-        if rtps > 0.0:
-            sa = 0.0
-            sb = 0.0
-            for m in range(n):
-                sa += (xa[m] - mean) ** 2
-                sb += xpb[m] ** 2
-            f = rtps_factor(np.sqrt(sb / (n - 1)), np.sqrt(sa / (n - 1)), rtps)
-            for m in range(n):
-                xa[m] = mean + f * (xa[m] - mean)
-    for m in range(n):
-        if xa[m] < lo:
-            clip[v, 0] += lo - xa[m]
-            clip[v, 2] += 1.0
-            xa[m] = lo
-        elif xa[m] > hi:
-            clip[v, 1] += xa[m] - hi
-            clip[v, 2] += 1.0
-            xa[m] = hi
-
-
-@kernel
 def enkf_update_cells(X, cx, cy, ox, oy, Yp, V, radius, period, inflation, rtpp, rtps, lower, upper, clip):
     """Apply the tapered stochastic EnKF increments to every cell, in place.
 
@@ -124,11 +88,7 @@ def enkf_update_cells(X, cx, cy, ox, oy, Yp, V, radius, period, inflation, rtpp,
     (1 or n_cells, n_vars); clip (n_vars, 3) accumulator.
     """
     n_cells, n_vars, n = X.shape
-    n_obs = ox.shape[0]
-    idx = np.empty(n_obs, np.int64)
-    rho = np.empty(n_obs)
-    xp = np.empty(n)
-    xa = np.empty(n)
+    idx, rho, xp, xa = work_buffers(ox.shape[0], n)
     s = np.sqrt(inflation)
     per_cell = lower.shape[0] > 1
     for i in range(n_cells):
@@ -136,13 +96,7 @@ def enkf_update_cells(X, cx, cy, ox, oy, Yp, V, radius, period, inflation, rtpp,
         b = i if per_cell else 0
         sk = s if k > 0 else 1.0  # a cell without local observations is left unchanged
         for v in range(n_vars):
-            mean = 0.0
-            for m in range(n):
-                mean += X[i, v, m]
-            mean /= n
-            for m in range(n):
-                xp[m] = X[i, v, m] - mean
-                xa[m] = mean + sk * xp[m]
+            prior_anomalies(X[i, v], sk, xp, xa)
             for j in range(k):
                 o = idx[j]
                 c = 0.0

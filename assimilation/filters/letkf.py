@@ -25,7 +25,7 @@ lying on lattice points.
 
 import numpy as np
 
-from smda.assimilation.filters.enkf import finish_cell
+from smda.assimilation.filters.ensemble import finish_cell, prior_anomalies, work_buffers
 from smda.assimilation.filters.localization import local_obs
 from smda.jit import kernel
 
@@ -83,13 +83,7 @@ def _apply_T(X, i, T, xp, xa, rtpp, rtps, lower, upper, clip):
     n_vars, n = X.shape[1], X.shape[2]
     b = i if lower.shape[0] > 1 else 0
     for v in range(n_vars):
-        mean = 0.0
-        for m in range(n):
-            mean += X[i, v, m]
-        mean /= n
-        for m in range(n):
-            xp[m] = X[i, v, m] - mean
-            xa[m] = mean
+        prior_anomalies(X[i, v], 0.0, xp, xa)
         for j in range(n):
             xj = xp[j]
             for m in range(n):
@@ -114,12 +108,9 @@ def letkf_exact_cells(X, cx, cy, ox, oy, Yp, d, rinv, radius, period, inflation,
                       lower, upper, clip):
     """LETKF with one eigen-solve per cell (coordinates and radius, period in m)."""
     n_obs, n = Yp.shape
-    idx = np.empty(n_obs, np.int64)
-    rho = np.empty(n_obs)
+    idx, rho, xp, xa = work_buffers(n_obs, n)
     G = np.empty((n_obs, n))
     T = np.empty((n, n))
-    xp = np.empty(n)
-    xa = np.empty(n)
     for i in range(X.shape[0]):
         k = local_obs(cx[i], cy[i], ox, oy, radius, period, idx, rho)
         point_weights(Yp, d, rinv, idx, rho, k, inflation, G, T)
