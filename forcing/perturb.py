@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-from smda.jit import kernel
+from smda.jit import inline, kernel
 from smda.model.grid import M01
 from smda.model.streams import normal, purpose_id
 
@@ -196,6 +196,13 @@ def _ar1(state, innov, phi, scale):
                     state[r, c, m, k] = phi[k] * state[r, c, m, k] + scale[k] * innov[r, c, m, k]
 
 
+@inline
+def _bilinear(state, r, c, fr, fc, m, k):
+    """Lattice variable k of member m, bilinear between lattice nodes (r, c) and (r + 1, c + 1) at fractions fr, fc."""
+    return ((1.0 - fr) * (1.0 - fc) * state[r, c, m, k] + (1.0 - fr) * fc * state[r, c + 1, m, k]
+            + fr * (1.0 - fc) * state[r + 1, c, m, k] + fr * fc * state[r + 1, c + 1, m, k])
+
+
 @kernel
 def _apply_cells(state, ir, ic, wr, wc, norm, kind, a, b, lo, hi, fields, k_of_field):
     """Interpolate the lattice state to cells and perturb the forcing arrays in place.
@@ -207,17 +214,11 @@ def _apply_cells(state, ir, ic, wr, wc, norm, kind, a, b, lo, hi, fields, k_of_f
     n = ir.shape[0]
     nm = state.shape[2]
     for i in range(n):
-        r, c = ir[i], ic[i]
-        w00 = (1.0 - wr[i]) * (1.0 - wc[i])
-        w01 = (1.0 - wr[i]) * wc[i]
-        w10 = wr[i] * (1.0 - wc[i])
-        w11 = wr[i] * wc[i]
         for f in range(nf):
             k = k_of_field[f]
             x = fields[f]
             for m in range(nm):
-                z = (w00 * state[r, c, m, k] + w01 * state[r, c + 1, m, k]
-                     + w10 * state[r + 1, c, m, k] + w11 * state[r + 1, c + 1, m, k]) * norm[i]
+                z = _bilinear(state, ir[i], ic[i], wr[i], wc[i], m, k) * norm[i]
                 if z < lo:
                     z = lo
                 elif z > hi:
@@ -234,15 +235,9 @@ def _cell_values(state, ir, ic, wr, wc, norm, out):
     n = ir.shape[0]
     nm, nv = state.shape[2], state.shape[3]
     for i in range(n):
-        r, c = ir[i], ic[i]
-        w00 = (1.0 - wr[i]) * (1.0 - wc[i])
-        w01 = (1.0 - wr[i]) * wc[i]
-        w10 = wr[i] * (1.0 - wc[i])
-        w11 = wr[i] * wc[i]
         for m in range(nm):
             for k in range(nv):
-                out[i, m, k] = (w00 * state[r, c, m, k] + w01 * state[r, c + 1, m, k]
-                                + w10 * state[r + 1, c, m, k] + w11 * state[r + 1, c + 1, m, k]) * norm[i]
+                out[i, m, k] = _bilinear(state, ir[i], ic[i], wr[i], wc[i], m, k) * norm[i]
 
 
 # ----------------------------------------------------------------------------------------------
