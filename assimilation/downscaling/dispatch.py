@@ -50,11 +50,11 @@ Units: LST, temperatures K; SM m3/m3; NDVI, fv, SEE dimensionless; elevation m.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
-from smda.assimilation.downscaling.inputs import check_inputs, elevation_corrected_lst
+from smda.assimilation.downscaling.inputs import Settings, check_inputs, elevation_corrected_lst, make_settings
 from smda.jit import kernel
 
 try:  # helper written in model/vegetation.py (same equation, NDVIs 0.15, NDVIv 0.90, clipped)
@@ -265,8 +265,8 @@ def _mean_valid(x):
 # orchestration
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
-class DispatchSettings:
-    """DISPATCH settings (see the module docstring for their meaning)."""
+class DispatchSettings(Settings):
+    """DISPATCH settings (see the module docstring for their meaning; the common ones in Settings)."""
 
     see_model: str = "linear"  # one of SEE_MODELS
     end_members: str = "pixel"  # "pixel" (per coarse pixel) or "scene" (whole domain)
@@ -276,21 +276,17 @@ class DispatchSettings:
     fv_veg_edge: float = 0.7
     fv_max: float = 0.9
     min_soil_range_k: float = 2.0
-    min_valid_fraction: float = 0.5
     see_lr_min: float = 0.02
-    lapse_rate_k_per_km: float = 6.0
-    elevation_correction: bool = True
-    clip_min: float = 0.0
 
-    def __post_init__(self):
-        errors = []
+    def problems(self) -> list[str]:
+        errors = super().problems()
         if self.see_model not in SEE_MODELS:
             errors.append(f"see_model={self.see_model!r}; valid: {', '.join(SEE_MODELS)}")
         if self.end_members not in ("pixel", "scene"):
             errors.append(f"end_members={self.end_members!r}; valid: pixel, scene")
         if not self.ndvi_veg > self.ndvi_soil:
             errors.append(f"ndvi_veg ({self.ndvi_veg}) must exceed ndvi_soil ({self.ndvi_soil})")
-        for name in ("fv_soil_edge", "fv_veg_edge", "min_valid_fraction"):
+        for name in ("fv_soil_edge", "fv_veg_edge"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 errors.append(f"{name}={v}; allowed 0..1")
@@ -300,19 +296,7 @@ class DispatchSettings:
             errors.append(f"see_lr_min={self.see_lr_min}; allowed 0..0.5")
         if not self.min_soil_range_k > 0.0:
             errors.append(f"min_soil_range_k={self.min_soil_range_k}; must be > 0 K")
-        if not 0.0 <= self.lapse_rate_k_per_km <= 12.0:
-            errors.append(f"lapse_rate_k_per_km={self.lapse_rate_k_per_km}; allowed 0..12 K/km")
-        if errors:
-            raise ValueError("invalid DISPATCH settings: " + "; ".join(errors))
-
-
-def make_settings(cls, settings: dict):
-    """Build a settings dataclass from keywords; unknown keys are a ValueError listing the valid ones."""
-    valid = [f.name for f in fields(cls)]
-    unknown = sorted(set(settings) - set(valid))
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} keys {unknown}; valid: {', '.join(valid)}")
-    return cls(**settings)
+        return errors
 
 
 def end_members(lst, fv, group, n_group, settings: DispatchSettings = DispatchSettings()):

@@ -13,11 +13,50 @@ The aggregation to coarse pixels is the arithmetic mean over the finite 1 km val
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 from smda.jit import kernel
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Settings every downscaling method has; a method's settings dataclass extends it.
+
+    min_valid_fraction : least fraction of a coarse pixel's land cells with valid predictors (0..1)
+    elevation_correction : bring the 1 km LST to the coarse pixel's mean elevation first
+    lapse_rate_k_per_km : the lapse rate of that correction (0..12 K/km)
+    clip_min : lower bound of the 1 km estimates, m3/m3
+    """
+
+    min_valid_fraction: float = 0.5
+    elevation_correction: bool = True
+    lapse_rate_k_per_km: float = 6.0
+    clip_min: float = 0.0
+
+    def __post_init__(self):
+        errors = self.problems()
+        if errors:
+            raise ValueError(f"invalid {type(self).__name__}: " + "; ".join(errors))
+
+    def problems(self) -> list[str]:
+        """What is wrong with the settings (empty when valid); subclasses add theirs."""
+        errors = []
+        if not 0.0 <= self.min_valid_fraction <= 1.0:
+            errors.append(f"min_valid_fraction={self.min_valid_fraction}; allowed 0..1")
+        if not 0.0 <= self.lapse_rate_k_per_km <= 12.0:
+            errors.append(f"lapse_rate_k_per_km={self.lapse_rate_k_per_km}; allowed 0..12 K/km")
+        return errors
+
+
+def make_settings(cls, settings: dict):
+    """Build a settings dataclass from keywords; unknown keys are a ValueError listing the valid ones."""
+    valid = [f.name for f in fields(cls)]
+    unknown = sorted(set(settings) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys {unknown}; valid: {', '.join(valid)}")
+    return cls(**settings)
 
 
 @dataclass(frozen=True)

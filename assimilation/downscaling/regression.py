@@ -42,11 +42,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from smda.assimilation.downscaling.dispatch import make_settings
 from smda.assimilation.downscaling.inputs import (
     ComparisonInputs,
+    Settings,
     check_inputs,
     elevation_corrected_lst,
+    make_settings,
     pixel_mean,
 )
 from smda.model.grid import M01
@@ -203,72 +204,60 @@ def fit_linear_window(x, y, row_pixel, window, min_samples, ridge=1e-10):
 # settings
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
-class RegressionSettings:
+class EmpiricalSettings(Settings):
+    """Settings of both empirical operators (the common ones in Settings).
+
+    min_samples : least coarse samples in the window for a fit; use_tb : TB H and V as predictors;
+    require_coarse : estimate only where the coarse pixel has an observation; preserve_mean : shift
+    each coarse pixel's 1 km estimates to its observed mean; clip_max : upper bound, m3/m3.
+    """
+
+    min_samples: int = 10
+    use_tb: bool = True
+    require_coarse: bool = True
+    preserve_mean: bool = False
+    clip_max: float = 1.0
+
+    def problems(self) -> list[str]:
+        errors = super().problems()
+        if not int(self.min_samples) >= 1:
+            errors.append(f"min_samples={self.min_samples}; must be >= 1")
+        if not self.clip_min < self.clip_max:
+            errors.append(f"clip_min ({self.clip_min}) must be < clip_max ({self.clip_max})")
+        return errors
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegressionSettings(EmpiricalSettings):
     """Linear empirical operator settings (see the module docstring)."""
 
     window_km: float | None = None
-    min_samples: int = 10
-    use_tb: bool = True
-    min_valid_fraction: float = 0.5
-    elevation_correction: bool = True
-    lapse_rate_k_per_km: float = 6.0
-    require_coarse: bool = True
-    preserve_mean: bool = False
     ridge: float = 1e-10
-    clip_min: float = 0.0
-    clip_max: float = 1.0
 
-    def __post_init__(self):
-        _check_common(self, "RegressionSettings")
-        errors = []
+    def problems(self) -> list[str]:
+        errors = super().problems()
         if self.window_km is not None and not self.window_km > 0:
             errors.append(f"window_km={self.window_km}; must be > 0 km or None (whole domain)")
         if not self.ridge >= 0:
             errors.append(f"ridge={self.ridge}; must be >= 0")
-        if errors:
-            raise ValueError("invalid RegressionSettings: " + "; ".join(errors))
+        return errors
 
 
 @dataclass(frozen=True, kw_only=True)
-class ForestSettings:
+class ForestSettings(EmpiricalSettings):
     """Random-forest operator settings (scikit-learn RandomForestRegressor; few shallow trees)."""
 
     n_estimators: int = 10
     max_depth: int = 8
     min_samples_leaf: int = 2
     random_state: int = 0
-    min_samples: int = 10
-    use_tb: bool = True
-    min_valid_fraction: float = 0.5
-    elevation_correction: bool = True
-    lapse_rate_k_per_km: float = 6.0
-    require_coarse: bool = True
-    preserve_mean: bool = False
-    clip_min: float = 0.0
-    clip_max: float = 1.0
 
-    def __post_init__(self):
-        _check_common(self, "ForestSettings")
-        errors = []
+    def problems(self) -> list[str]:
+        errors = super().problems()
         for name in ("n_estimators", "max_depth", "min_samples_leaf"):
             if not int(getattr(self, name)) >= 1:
                 errors.append(f"{name}={getattr(self, name)}; must be >= 1")
-        if errors:
-            raise ValueError("invalid ForestSettings: " + "; ".join(errors))
-
-
-def _check_common(s, name):
-    errors = []
-    if not 0.0 <= s.min_valid_fraction <= 1.0:
-        errors.append(f"min_valid_fraction={s.min_valid_fraction}; allowed 0..1")
-    if not int(s.min_samples) >= 1:
-        errors.append(f"min_samples={s.min_samples}; must be >= 1")
-    if not 0.0 <= s.lapse_rate_k_per_km <= 12.0:
-        errors.append(f"lapse_rate_k_per_km={s.lapse_rate_k_per_km}; allowed 0..12 K/km")
-    if not s.clip_min < s.clip_max:
-        errors.append(f"clip_min ({s.clip_min}) must be < clip_max ({s.clip_max})")
-    if errors:
-        raise ValueError(f"invalid {name}: " + "; ".join(errors))
+        return errors
 
 
 # --------------------------------------------------------------------------------------------
