@@ -166,35 +166,40 @@ def error_std_for(kind: str, error_std) -> float:
 
 
 @contextmanager
-def open_hdf5(path: Path, product: str):
-    """Open an HDF5 file read-only; a file that is not HDF5 (corrupt, truncated) gives ValueError naming it."""
-    import h5py
-
+def _opened(path: Path, product: str, fmt: str, opener):
+    """``opener(path)`` as a context; a file it cannot open (corrupt, truncated) gives ValueError naming it."""
     try:
-        f = h5py.File(path, "r")
+        f = opener(path)
     except OSError as exc:
-        raise ValueError(f"{path}: cannot be opened as HDF5 for {product} ({exc})") from exc
+        raise ValueError(f"{path}: cannot be opened as {fmt} for {product} ({exc})") from exc
     try:
         yield f
     finally:
         f.close()
 
 
-@contextmanager
-def open_netcdf(path: Path, product: str):
-    """Open a netCDF file read-only with automatic masking and scaling OFF (readers decode themselves)."""
+def hdf5_files(paths, product: str):
+    """(path, file) for each existing file of ``paths``, opened read-only as HDF5 and closed after its turn."""
+    import h5py
+
+    for path in check_paths(paths):
+        with _opened(path, product, "HDF5", lambda p: h5py.File(p, "r")) as f:
+            yield path, f
+
+
+def netcdf_files(paths, product: str):
+    """(path, dataset) for each existing file of ``paths``, opened read-only as netCDF with automatic masking
+    and scaling OFF (the readers decode themselves), closed after its turn."""
     import netCDF4
 
-    try:
-        ds = netCDF4.Dataset(path, "r")
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot be opened as netCDF for {product} ({exc})") from exc
-    try:
+    def opener(p):
+        ds = netCDF4.Dataset(p, "r")
         ds.set_auto_maskandscale(False)
-        yield ds
-    finally:
-        ds.close()
+        return ds
 
+    for path in check_paths(paths):
+        with _opened(path, product, "netCDF", opener) as ds:
+            yield path, ds
 
 def read_array(path, container, name: str, sel=(), group_label: str = ""):
     """Read ``container[name][sel]`` as a numpy array; missing dataset or read failure names both."""

@@ -35,10 +35,9 @@ from smda.assimilation.observations.qc import merge_masks, smap_retrieval_masks,
 from smda.assimilation.observations.readers.common import (
     DEFAULT_FOV_KM,
     Region,
-    check_paths,
     error_std_for,
+    hdf5_files,
     make_table,
-    open_hdf5,
     read_array,
     require,
     smap_time,
@@ -153,22 +152,21 @@ def read_l2_sm_p(paths, *, region: Region, kind="tb", error_std=None, pols=("H",
     grid = GRIDS["M36"]
     group_name = "Soil_Moisture_Retrieval_Data"
     out = []
-    for path in check_paths(paths):
-        with open_hdf5(path, product) as f:
-            if group_name not in f:
-                raise ValueError(f"{path}: not a SMAP L2_SM_P file: group {group_name!r} is missing")
-            g = f[group_name]
-            names = _needed(kind, pols, tb_variant, sm_dataset) + ["static_water_body_fraction"]
-            require(path, g, names + ["EASE_row_index", "EASE_column_index"], group_name, product)
-            found = _swath_cells(path, g, group_name, "EASE_row_index", "EASE_column_index", names, grid, region)
-            if found is None:
-                continue
-            cells, row, col = found
-            cells["row"], cells["col"] = row, col
-            keep = region.contains_time(smap_time(cells["tb_time_seconds"]))
-            cells = {k: v[keep] for k, v in cells.items()}
-            out.append(_rows_from_cells(path, cells, kind=kind, pols=pols, grid=grid, source=product,
-                                        error_std=err, tb_variant=tb_variant, sm_dataset=sm_dataset))
+    for path, f in hdf5_files(paths, product):
+        if group_name not in f:
+            raise ValueError(f"{path}: not a SMAP L2_SM_P file: group {group_name!r} is missing")
+        g = f[group_name]
+        names = _needed(kind, pols, tb_variant, sm_dataset) + ["static_water_body_fraction"]
+        require(path, g, names + ["EASE_row_index", "EASE_column_index"], group_name, product)
+        found = _swath_cells(path, g, group_name, "EASE_row_index", "EASE_column_index", names, grid, region)
+        if found is None:
+            continue
+        cells, row, col = found
+        cells["row"], cells["col"] = row, col
+        keep = region.contains_time(smap_time(cells["tb_time_seconds"]))
+        cells = {k: v[keep] for k, v in cells.items()}
+        out.append(_rows_from_cells(path, cells, kind=kind, pols=pols, grid=grid, source=product,
+                                    error_std=err, tb_variant=tb_variant, sm_dataset=sm_dataset))
     return ObsTable.concat(out)
 
 
@@ -185,37 +183,36 @@ def _read_l3(paths, *, product, grid_name, region, kind, error_std, pols, passes
     grid = GRIDS[grid_name]
     rs, cs = region.grid_slices(grid)
     out = []
-    for path in check_paths(paths):
-        with open_hdf5(path, product) as f:
-            groups = [f"Soil_Moisture_Retrieval_Data_{p}" for p in passes]
-            missing = [g for g in groups if g not in f]
-            if missing:
-                raise ValueError(f"{path}: not a SMAP {product.upper()} file: group(s) "
-                                 f"{', '.join(map(repr, missing))} missing")
-            for p, group_name in zip(passes, groups, strict=True):
-                g = f[group_name]
-                suffix = "_pm" if p == "PM" else ""
-                names = _needed(kind, pols, tb_variant, sm_dataset)
-                optional = ["static_water_body_fraction"]
-                require(path, g, [n + suffix for n in names], group_name, product)
-                shape = g[names[0] + suffix].shape
-                if shape != (grid.n_rows, grid.n_cols):
-                    raise ValueError(f"{path}: dataset {group_name}/{names[0] + suffix} has shape {shape}, "
-                                     f"expected {(grid.n_rows, grid.n_cols)} for the {grid_name} grid")
-                if rs.stop <= rs.start or cs.stop <= cs.start:
-                    continue
-                cells = {}
-                for n in names + [o for o in optional if o + suffix in g]:
-                    a = read_array(path, g, n + suffix, (rs, cs), group_name)
-                    if a.shape != (rs.stop - rs.start, cs.stop - cs.start):
-                        raise ValueError(f"{path}: dataset {group_name}/{n + suffix} has an unexpected shape")
-                    cells[n] = a.ravel()
-                rr, cc = np.meshgrid(np.arange(rs.start, rs.stop), np.arange(cs.start, cs.stop), indexing="ij")
-                cells["row"], cells["col"] = rr.ravel(), cc.ravel()
-                keep = _in_region(region, grid, cells["row"], cells["col"], smap_time(cells["tb_time_seconds"]))
-                cells = {k: v[keep] for k, v in cells.items()}
-                out.append(_rows_from_cells(path, cells, kind=kind, pols=pols, grid=grid, source=product,
-                                            error_std=err, tb_variant=tb_variant, sm_dataset=sm_dataset))
+    for path, f in hdf5_files(paths, product):
+        groups = [f"Soil_Moisture_Retrieval_Data_{p}" for p in passes]
+        missing = [g for g in groups if g not in f]
+        if missing:
+            raise ValueError(f"{path}: not a SMAP {product.upper()} file: group(s) "
+                             f"{', '.join(map(repr, missing))} missing")
+        for p, group_name in zip(passes, groups, strict=True):
+            g = f[group_name]
+            suffix = "_pm" if p == "PM" else ""
+            names = _needed(kind, pols, tb_variant, sm_dataset)
+            optional = ["static_water_body_fraction"]
+            require(path, g, [n + suffix for n in names], group_name, product)
+            shape = g[names[0] + suffix].shape
+            if shape != (grid.n_rows, grid.n_cols):
+                raise ValueError(f"{path}: dataset {group_name}/{names[0] + suffix} has shape {shape}, "
+                                 f"expected {(grid.n_rows, grid.n_cols)} for the {grid_name} grid")
+            if rs.stop <= rs.start or cs.stop <= cs.start:
+                continue
+            cells = {}
+            for n in names + [o for o in optional if o + suffix in g]:
+                a = read_array(path, g, n + suffix, (rs, cs), group_name)
+                if a.shape != (rs.stop - rs.start, cs.stop - cs.start):
+                    raise ValueError(f"{path}: dataset {group_name}/{n + suffix} has an unexpected shape")
+                cells[n] = a.ravel()
+            rr, cc = np.meshgrid(np.arange(rs.start, rs.stop), np.arange(cs.start, cs.stop), indexing="ij")
+            cells["row"], cells["col"] = rr.ravel(), cc.ravel()
+            keep = _in_region(region, grid, cells["row"], cells["col"], smap_time(cells["tb_time_seconds"]))
+            cells = {k: v[keep] for k, v in cells.items()}
+            out.append(_rows_from_cells(path, cells, kind=kind, pols=pols, grid=grid, source=product,
+                                        error_std=err, tb_variant=tb_variant, sm_dataset=sm_dataset))
     return ObsTable.concat(out)
 
 
@@ -252,68 +249,67 @@ def read_l1c_tb(paths, *, region: Region, kind="tb", error_std=None, pols=("H", 
     group_name = "Global_Projection"
     look_list = ("fore", "aft") if looks in ("mean", "both") else (looks,)
     out = []
-    for path in check_paths(paths):
-        with open_hdf5(path, product) as f:
-            if group_name not in f:
-                raise ValueError(f"{path}: not a SMAP L1C_TB file: group {group_name!r} is missing")
-            g = f[group_name]
-            per_look = []
+    for path, f in hdf5_files(paths, product):
+        if group_name not in f:
+            raise ValueError(f"{path}: not a SMAP L1C_TB file: group {group_name!r} is missing")
+        g = f[group_name]
+        per_look = []
+        for lk in ("fore", "aft"):
+            per_look += [f"cell_tb_time_seconds_{lk}", f"cell_boresight_incidence_{lk}"]
+            for p in pols:
+                per_look += [f"cell_tb_{p.lower()}_{lk}", f"cell_tb_qual_flag_{p.lower()}_{lk}"]
+        require(path, g, ["cell_row", "cell_column"] + per_look, group_name, product)
+        found = _swath_cells(path, g, group_name, "cell_row", "cell_column", per_look, grid, region)
+        if found is None:
+            continue
+        d, row, col = found
+        # whole-orbit fore/aft consistency (GEOSldas): std of fore - aft over cells where both pass
+        orbit_bad = False
+        diffs = []
+        for p in pols:
+            vals = {}
             for lk in ("fore", "aft"):
-                per_look += [f"cell_tb_time_seconds_{lk}", f"cell_boresight_incidence_{lk}"]
-                for p in pols:
-                    per_look += [f"cell_tb_{p.lower()}_{lk}", f"cell_tb_qual_flag_{p.lower()}_{lk}"]
-            require(path, g, ["cell_row", "cell_column"] + per_look, group_name, product)
-            found = _swath_cells(path, g, group_name, "cell_row", "cell_column", per_look, grid, region)
-            if found is None:
-                continue
-            d, row, col = found
-            # whole-orbit fore/aft consistency (GEOSldas): std of fore - aft over cells where both pass
-            orbit_bad = False
-            diffs = []
-            for p in pols:
-                vals = {}
-                for lk in ("fore", "aft"):
-                    v, fill = unpack(d[f"cell_tb_{p.lower()}_{lk}"], FLOAT_FILL)
-                    ok = ~fill & ((d[f"cell_tb_qual_flag_{p.lower()}_{lk}"] & 1) == 0) & (v > 100) & (v < 320)
-                    vals[lk] = np.where(ok, v, np.nan)
-                diffs.append(vals["fore"] - vals["aft"])
-            dd = np.concatenate(diffs)
-            dd = dd[np.isfinite(dd)]
-            if dd.size >= 2 and np.std(dd) > max_fore_aft_std_K:
-                orbit_bad = True
-                log.warning("%s: std(fore - aft) = %.1f K > %.1f K: half-orbit rejected", path, np.std(dd),
-                            max_fore_aft_std_K)
-            for p in pols:
-                look_rows = {}
-                for lk in look_list:
-                    v, fill = unpack(d[f"cell_tb_{p.lower()}_{lk}"], FLOAT_FILL)
-                    q = d[f"cell_tb_qual_flag_{p.lower()}_{lk}"]
-                    secs = unpack(d[f"cell_tb_time_seconds_{lk}"], FLOAT_FILL)[0]
-                    ang = unpack(d[f"cell_boresight_incidence_{lk}"], FLOAT_FILL)[0]
-                    look_rows[lk] = (v, fill, q, secs, ang)
-                if looks == "mean":
-                    (vf, ff, qf, sf, af), (va, fa, qa, sa, aa) = look_rows["fore"], look_rows["aft"]
-                    okf = ~ff & ((qf & 1) == 0) & np.isfinite(sf)
-                    oka = ~fa & ((qa & 1) == 0) & np.isfinite(sa)
-                    both = okf & oka
-                    v = np.where(both, 0.5 * (vf + va), np.where(okf, vf, np.where(oka, va, np.nan)))
-                    secs = np.where(both, 0.5 * (sf + sa),
-                                    np.where(okf, sf, np.where(oka, sa, np.fmax(sf, sa))))
-                    ang = np.where(both, 0.5 * (af + aa), np.where(okf, af, np.where(oka, aa, np.nan)))
-                    # flags: the better look's flag when one passes, else fore's
-                    q = np.where(okf | ~oka, qf, qa)
-                    fill = ~(okf | oka) & ff & fa
-                    combos = [(v, fill, q, secs, ang)]
-                else:
-                    combos = [look_rows[lk] for lk in look_list]
-                for v, fill, q, secs, ang in combos:
-                    time = smap_time(np.where(np.isfinite(secs), secs, FLOAT_FILL))
-                    keep = region.contains_time(time)
-                    ang = np.where(np.isfinite(ang), ang, NOMINAL_ANGLE_DEG)
-                    masks = merge_masks({"fill_value": fill[keep]}, smap_tb_qual_masks(q[keep]),
-                                        {"product_quality_flag": np.full(int(keep.sum()), orbit_bad)})
-                    out.append(make_table(
-                        time=time[keep], row=row[keep], col=col[keep], grid=grid, kind="tb", pol=p,
-                        angle_deg=ang[keep], value=v[keep], error_std=err, flags=q[keep].astype(np.uint32),
-                        footprint="M36", source=product, masks=masks, fov_km=DEFAULT_FOV_KM))
+                v, fill = unpack(d[f"cell_tb_{p.lower()}_{lk}"], FLOAT_FILL)
+                ok = ~fill & ((d[f"cell_tb_qual_flag_{p.lower()}_{lk}"] & 1) == 0) & (v > 100) & (v < 320)
+                vals[lk] = np.where(ok, v, np.nan)
+            diffs.append(vals["fore"] - vals["aft"])
+        dd = np.concatenate(diffs)
+        dd = dd[np.isfinite(dd)]
+        if dd.size >= 2 and np.std(dd) > max_fore_aft_std_K:
+            orbit_bad = True
+            log.warning("%s: std(fore - aft) = %.1f K > %.1f K: half-orbit rejected", path, np.std(dd),
+                        max_fore_aft_std_K)
+        for p in pols:
+            look_rows = {}
+            for lk in look_list:
+                v, fill = unpack(d[f"cell_tb_{p.lower()}_{lk}"], FLOAT_FILL)
+                q = d[f"cell_tb_qual_flag_{p.lower()}_{lk}"]
+                secs = unpack(d[f"cell_tb_time_seconds_{lk}"], FLOAT_FILL)[0]
+                ang = unpack(d[f"cell_boresight_incidence_{lk}"], FLOAT_FILL)[0]
+                look_rows[lk] = (v, fill, q, secs, ang)
+            if looks == "mean":
+                (vf, ff, qf, sf, af), (va, fa, qa, sa, aa) = look_rows["fore"], look_rows["aft"]
+                okf = ~ff & ((qf & 1) == 0) & np.isfinite(sf)
+                oka = ~fa & ((qa & 1) == 0) & np.isfinite(sa)
+                both = okf & oka
+                v = np.where(both, 0.5 * (vf + va), np.where(okf, vf, np.where(oka, va, np.nan)))
+                secs = np.where(both, 0.5 * (sf + sa),
+                                np.where(okf, sf, np.where(oka, sa, np.fmax(sf, sa))))
+                ang = np.where(both, 0.5 * (af + aa), np.where(okf, af, np.where(oka, aa, np.nan)))
+                # flags: the better look's flag when one passes, else fore's
+                q = np.where(okf | ~oka, qf, qa)
+                fill = ~(okf | oka) & ff & fa
+                combos = [(v, fill, q, secs, ang)]
+            else:
+                combos = [look_rows[lk] for lk in look_list]
+            for v, fill, q, secs, ang in combos:
+                time = smap_time(np.where(np.isfinite(secs), secs, FLOAT_FILL))
+                keep = region.contains_time(time)
+                ang = np.where(np.isfinite(ang), ang, NOMINAL_ANGLE_DEG)
+                masks = merge_masks({"fill_value": fill[keep]}, smap_tb_qual_masks(q[keep]),
+                                    {"product_quality_flag": np.full(int(keep.sum()), orbit_bad)})
+                out.append(make_table(
+                    time=time[keep], row=row[keep], col=col[keep], grid=grid, kind="tb", pol=p,
+                    angle_deg=ang[keep], value=v[keep], error_std=err, flags=q[keep].astype(np.uint32),
+                    footprint="M36", source=product, masks=masks, fov_km=DEFAULT_FOV_KM))
     return ObsTable.concat(out)

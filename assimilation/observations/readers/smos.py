@@ -36,10 +36,9 @@ from smda.assimilation.observations.qc import merge_masks, smos_confidence_masks
 from smda.assimilation.observations.readers.common import (
     DEFAULT_FOV_KM,
     Region,
-    check_paths,
     error_std_for,
     make_table,
-    open_netcdf,
+    netcdf_files,
     read_array,
     require,
     smos_time,
@@ -112,6 +111,23 @@ def _squeeze_time(path, name, a, ndim):
     return a
 
 
+def _catds_getter(path, ds, lat_sl, lon_sl, lead=()):
+    """``get(name, decode=True) -> (values, fill mask or None)`` of a CATDS variable on the (lat, lon) window,
+    after the ``lead`` indices (e.g. the angle class); ``get.shape`` is the window's shape."""
+    shape = (lat_sl.stop - lat_sl.start, lon_sl.stop - lon_sl.start)
+
+    def get(name, decode=True):
+        sel = _cell_sel(ds, name, lat_sl, lon_sl, lead=lead)
+        v, f = _decode(path, ds, name, sel) if decode else (read_array(path, ds.variables, name, sel), None)
+        if v.shape != shape:
+            raise ValueError(f"{path}: variable {name!r} is not on the (lat, lon) grid of the file: shape {v.shape} "
+                             f"where {shape} was expected")
+        return v, f
+
+    get.shape = shape
+    return get
+
+
 def _cell_sel(ds, name, lat_sl, lon_sl, lead=()):
     """Selection tuple for a (…, lat, lon) variable, allowing a leading length-1 time dimension."""
     var = ds.variables[name]
@@ -127,51 +143,39 @@ def read_l3_sm(paths, *, region: Region, kind="sm", error_std=None, max_rfi_prob
     err = error_std_for(kind, error_std)
     g = GRIDS["M25"]
     out = []
-    for path in check_paths(paths):
-        with open_netcdf(path, product) as ds:
-            require(path, ds.variables, ["Soil_Moisture", "Mean_Acq_Time_Days", "Mean_Acq_Time_Seconds", "lat",
-                                         "lon"], "the file", product)
-            rows, cols = _catds_rowcol(path, ds)
-            win = _catds_window(region, rows, cols)
-            if win is None:
-                continue
-            lat_sl, lon_sl = win
-            shape = (lat_sl.stop - lat_sl.start, lon_sl.stop - lon_sl.start)
-
-            def get(name, decode=True, lat_sl=lat_sl, lon_sl=lon_sl, ds=ds, path=path, shape=shape):
-                sel = _cell_sel(ds, name, lat_sl, lon_sl)
-                if decode:
-                    v, f = _decode(path, ds, name, sel)
-                else:
-                    v = read_array(path, ds.variables, name, sel)
-                    f = None
-                if v.shape != shape:
-                    raise ValueError(f"{path}: variable {name!r} does not have the (lat, lon) shape of the grid")
-                return v, f
-
-            sm, sm_fill = get("Soil_Moisture")
-            days = get("Mean_Acq_Time_Days", decode=False)[0]
-            secs = get("Mean_Acq_Time_Seconds", decode=False)[0]
-            valid_t = (days != _attr(ds.variables["Mean_Acq_Time_Days"], "_FillValue", default=INT32_FILL)) & (
-                secs != _attr(ds.variables["Mean_Acq_Time_Seconds"], "_FillValue", default=INT32_FILL))
-            time = smos_time(np.where(valid_t, days, 0), np.where(valid_t, secs, 0), valid=valid_t)
-            flags = np.zeros(shape, np.uint32)
-            masks = {"fill_value": sm_fill}
-            if "Science_Flags" in ds.variables:
-                flags = get("Science_Flags", decode=False)[0].astype(np.uint32)
-                masks = merge_masks(masks, smos_science_masks(flags))
-            else:
-                log.info("%s: no Science_Flags variable; only fill, range and time checks apply", path)
-            if "Rfi_Prob" in ds.variables:
-                rfi = get("Rfi_Prob")[0]
-                masks = merge_masks(masks, {"rfi": smos_rfi_mask(rfi_prob=rfi, max_rfi_prob=max_rfi_prob)})
-            rr, cc = np.meshgrid(rows[lat_sl], cols[lon_sl], indexing="ij")
-            x, y = g.xy(rr, cc)
-            keep = (region.contains_xy(x, y) & region.contains_time(time)).ravel()
-            out.append(make_table(
-                time=time.ravel()[keep], row=rr.ravel()[keep], col=cc.ravel()[keep], grid=g, kind="sm", pol="",
-                angle_deg=np.nan, value=sm.ravel()[keep], error_std=err, flags=flags.ravel()[keep],
-                footprint="M25", source=product, masks={k: m.ravel()[keep] for k, m in masks.items()}))
+    for path, ds in netcdf_files(paths, product):
+        require(path, ds.variables, ["Soil_Moisture", "Mean_Acq_Time_Days", "Mean_Acq_Time_Seconds", "lat",
+                                     "lon"], "the file", product)
+        rows, cols = _catds_rowcol(path, ds)
+        win = _catds_window(region, rows, cols)
+        if win is None:
+            continue
+        lat_sl, lon_sl = win
+        get = _catds_getter(path, ds, lat_sl, lon_sl)
+        shape = get.shape
+        sm, sm_fill = get("Soil_Moisture")
+        days = get("Mean_Acq_Time_Days", decode=False)[0]
+        secs = get("Mean_Acq_Time_Seconds", decode=False)[0]
+        valid_t = (days != _attr(ds.variables["Mean_Acq_Time_Days"], "_FillValue", default=INT32_FILL)) & (
+            secs != _attr(ds.variables["Mean_Acq_Time_Seconds"], "_FillValue", default=INT32_FILL))
+        time = smos_time(np.where(valid_t, days, 0), np.where(valid_t, secs, 0), valid=valid_t)
+        flags = np.zeros(shape, np.uint32)
+        masks = {"fill_value": sm_fill}
+        if "Science_Flags" in ds.variables:
+            flags = get("Science_Flags", decode=False)[0].astype(np.uint32)
+            masks = merge_masks(masks, smos_science_masks(flags))
+        else:
+            log.info("%s: no Science_Flags variable; only fill, range and time checks apply", path)
+        if "Rfi_Prob" in ds.variables:
+            rfi = get("Rfi_Prob")[0]
+            masks = merge_masks(masks, {"rfi": smos_rfi_mask(rfi_prob=rfi, max_rfi_prob=max_rfi_prob)})
+        rr, cc = np.meshgrid(rows[lat_sl], cols[lon_sl], indexing="ij")
+        x, y = g.xy(rr, cc)
+        keep = (region.contains_xy(x, y) & region.contains_time(time)).ravel()
+        out.append(make_table(
+            time=time.ravel()[keep], row=rr.ravel()[keep], col=cc.ravel()[keep], grid=g, kind="sm", pol="",
+            angle_deg=np.nan, value=sm.ravel()[keep], error_std=err, flags=flags.ravel()[keep],
+            footprint="M25", source=product, masks={k: m.ravel()[keep] for k, m in masks.items()}))
     return ObsTable.concat(out)
 
 
@@ -190,75 +194,65 @@ def read_l3_tb(paths, *, region: Region, kind="tb", error_std=None, pols=("H", "
     err = error_std_for(kind, error_std)
     g = GRIDS["M25"]
     out = []
-    for path in check_paths(paths):
-        with open_netcdf(path, product) as ds:
-            needed = [f"BT_{p}" for p in pols] + ["Days", "UTC_Seconds", "lat", "lon"]
-            require(path, ds.variables, needed, "the file", product)
-            var = ds.variables[f"BT_{pols[0]}"]
-            n_cls = var.shape[-3] if var.ndim >= 3 else 0
-            if var.ndim not in (3, 4) or n_cls != len(CATDS_TB_ANGLES):
-                raise ValueError(f"{path}: variable 'BT_{pols[0]}' must be (angle_class=14, lat, lon), got shape "
-                                 f"{var.shape}")
-            centres = np.asarray(CATDS_TB_ANGLES)
-            if "inc" in ds.variables:
-                inc = read_array(path, ds.variables, "inc").astype(float).ravel()
-                if inc.shape == centres.shape:
-                    centres = inc
-            if angles is None:
-                classes = np.arange(len(centres))
-            else:
-                classes = []
-                for a in np.atleast_1d(angles):
-                    hit = np.flatnonzero(np.abs(centres - float(a)) < 0.01)
-                    if hit.size == 0:
-                        raise ValueError(f"{product}: angle {a} is not a class centre; valid: "
-                                         f"{', '.join(f'{c:g}' for c in centres)}")
-                    classes.append(int(hit[0]))
-            rows, cols = _catds_rowcol(path, ds)
-            win = _catds_window(region, rows, cols)
-            if win is None:
-                continue
-            lat_sl, lon_sl = win
-            shape = (lat_sl.stop - lat_sl.start, lon_sl.stop - lon_sl.start)
-            rr, cc = np.meshgrid(rows[lat_sl], cols[lon_sl], indexing="ij")
-            x, y = g.xy(rr, cc)
-            in_box = region.contains_xy(x, y).ravel()
-            for k in classes:
-                def get(name, decode=True, k=k, ds=ds, path=path, lat_sl=lat_sl, lon_sl=lon_sl, shape=shape):
-                    sel = _cell_sel(ds, name, lat_sl, lon_sl, lead=(k,))
-                    if decode:
-                        v, f = _decode(path, ds, name, sel)
-                    else:
-                        v, f = read_array(path, ds.variables, name, sel), None
-                    if v.shape != shape:
-                        raise ValueError(f"{path}: variable {name!r} is not (angle_class, lat, lon) like BT_H")
-                    return v, f
-
-                days = get("Days", decode=False)[0]
-                secs = get("UTC_Seconds", decode=False)[0]
-                valid_t = (days != INT32_FILL) & (secs != INT32_FILL)
-                us = None
-                if "UTC_Microseconds" in ds.variables:
-                    us = get("UTC_Microseconds", decode=False)[0]
-                    us = np.where(us == INT32_FILL, 0, us)
-                time = smos_time(np.where(valid_t, days, 0), np.where(valid_t, secs, 0), us, valid=valid_t)
-                angle = np.full(shape, centres[k])
-                if "Incidence_Angle" in ds.variables:
-                    ia = get("Incidence_Angle")[0]
-                    angle = np.where(np.isfinite(ia), ia, angle)
-                common_masks = {}
-                if "Nb_RFI_Flags" in ds.variables and "Nviews" in ds.variables:
-                    n_rfi = np.nan_to_num(get("Nb_RFI_Flags")[0])
-                    n_views = np.nan_to_num(get("Nviews")[0])
-                    common_masks["rfi"] = smos_rfi_mask(n_rfi=n_rfi, n_views=n_views, max_rfi_ratio=max_rfi_ratio)
-                keep = in_box & region.contains_time(time).ravel()
-                for p in pols:
-                    tb, fill = get(f"BT_{p}")
-                    masks = merge_masks({"fill_value": fill}, common_masks)
-                    out.append(make_table(
-                        time=time.ravel()[keep], row=rr.ravel()[keep], col=cc.ravel()[keep], grid=g, kind="tb",
-                        pol=p, angle_deg=angle.ravel()[keep], value=tb.ravel()[keep], error_std=err, flags=0,
-                        footprint="M25", source=product, masks={m: v.ravel()[keep] for m, v in masks.items()}))
+    for path, ds in netcdf_files(paths, product):
+        needed = [f"BT_{p}" for p in pols] + ["Days", "UTC_Seconds", "lat", "lon"]
+        require(path, ds.variables, needed, "the file", product)
+        var = ds.variables[f"BT_{pols[0]}"]
+        n_cls = var.shape[-3] if var.ndim >= 3 else 0
+        if var.ndim not in (3, 4) or n_cls != len(CATDS_TB_ANGLES):
+            raise ValueError(f"{path}: variable 'BT_{pols[0]}' must be (angle_class=14, lat, lon), got shape "
+                             f"{var.shape}")
+        centres = np.asarray(CATDS_TB_ANGLES)
+        if "inc" in ds.variables:
+            inc = read_array(path, ds.variables, "inc").astype(float).ravel()
+            if inc.shape == centres.shape:
+                centres = inc
+        if angles is None:
+            classes = np.arange(len(centres))
+        else:
+            classes = []
+            for a in np.atleast_1d(angles):
+                hit = np.flatnonzero(np.abs(centres - float(a)) < 0.01)
+                if hit.size == 0:
+                    raise ValueError(f"{product}: angle {a} is not a class centre; valid: "
+                                     f"{', '.join(f'{c:g}' for c in centres)}")
+                classes.append(int(hit[0]))
+        rows, cols = _catds_rowcol(path, ds)
+        win = _catds_window(region, rows, cols)
+        if win is None:
+            continue
+        lat_sl, lon_sl = win
+        shape = (lat_sl.stop - lat_sl.start, lon_sl.stop - lon_sl.start)
+        rr, cc = np.meshgrid(rows[lat_sl], cols[lon_sl], indexing="ij")
+        x, y = g.xy(rr, cc)
+        in_box = region.contains_xy(x, y).ravel()
+        for k in classes:
+            get = _catds_getter(path, ds, lat_sl, lon_sl, lead=(k,))
+            days = get("Days", decode=False)[0]
+            secs = get("UTC_Seconds", decode=False)[0]
+            valid_t = (days != INT32_FILL) & (secs != INT32_FILL)
+            us = None
+            if "UTC_Microseconds" in ds.variables:
+                us = get("UTC_Microseconds", decode=False)[0]
+                us = np.where(us == INT32_FILL, 0, us)
+            time = smos_time(np.where(valid_t, days, 0), np.where(valid_t, secs, 0), us, valid=valid_t)
+            angle = np.full(shape, centres[k])
+            if "Incidence_Angle" in ds.variables:
+                ia = get("Incidence_Angle")[0]
+                angle = np.where(np.isfinite(ia), ia, angle)
+            common_masks = {}
+            if "Nb_RFI_Flags" in ds.variables and "Nviews" in ds.variables:
+                n_rfi = np.nan_to_num(get("Nb_RFI_Flags")[0])
+                n_views = np.nan_to_num(get("Nviews")[0])
+                common_masks["rfi"] = smos_rfi_mask(n_rfi=n_rfi, n_views=n_views, max_rfi_ratio=max_rfi_ratio)
+            keep = in_box & region.contains_time(time).ravel()
+            for p in pols:
+                tb, fill = get(f"BT_{p}")
+                masks = merge_masks({"fill_value": fill}, common_masks)
+                out.append(make_table(
+                    time=time.ravel()[keep], row=rr.ravel()[keep], col=cc.ravel()[keep], grid=g, kind="tb",
+                    pol=p, angle_deg=angle.ravel()[keep], value=tb.ravel()[keep], error_std=err, flags=0,
+                    footprint="M25", source=product, masks={m: v.ravel()[keep] for m, v in masks.items()}))
     return ObsTable.concat(out)
 
 
@@ -280,64 +274,63 @@ def read_l2_sm(paths, *, region: Region, kind="sm", error_std=None, pols=("H", "
         raise ValueError(f"{product}: pols must be a non-empty subset of ('H', 'V'), got {pols!r}")
     err = error_std_for(kind, error_std)
     out = []
-    for path in check_paths(paths):
-        with open_netcdf(path, product) as ds:
-            values = ([f"TB_{tb_level.upper()}_Theta_B_{p}" for p in pols] if kind == "tb" else ["Soil_Moisture"])
-            flags_needed = ["Science_Flags", "Confidence_Flags", "RFI_Prob", "N_RFI_X", "N_RFI_Y", "M_AVA0"]
-            if kind == "sm":
-                flags_needed.append("Optical_Thickness_Nad")
-            needed = ["Latitude", "Longitude", "Days", "Seconds"] + values + flags_needed
-            require(path, ds.variables, needed, "the file", product)
-            lat = read_array(path, ds.variables, "Latitude").astype(float)
-            lon = read_array(path, ds.variables, "Longitude").astype(float)
-            days = read_array(path, ds.variables, "Days")
-            if lat.ndim != 1 or lat.shape != lon.shape or days.shape != lat.shape:
-                raise ValueError(f"{path}: 'Latitude', 'Longitude' and 'Days' must be 1-D of equal length")
-            geo_ok = (lat != L2_FLOAT_FILL) & (lon != L2_FLOAT_FILL) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
-            x, y = np.full(lat.shape, np.nan), np.full(lat.shape, np.nan)
-            from smda.model.grid import latlon_to_xy
+    for path, ds in netcdf_files(paths, product):
+        values = ([f"TB_{tb_level.upper()}_Theta_B_{p}" for p in pols] if kind == "tb" else ["Soil_Moisture"])
+        flags_needed = ["Science_Flags", "Confidence_Flags", "RFI_Prob", "N_RFI_X", "N_RFI_Y", "M_AVA0"]
+        if kind == "sm":
+            flags_needed.append("Optical_Thickness_Nad")
+        needed = ["Latitude", "Longitude", "Days", "Seconds"] + values + flags_needed
+        require(path, ds.variables, needed, "the file", product)
+        lat = read_array(path, ds.variables, "Latitude").astype(float)
+        lon = read_array(path, ds.variables, "Longitude").astype(float)
+        days = read_array(path, ds.variables, "Days")
+        if lat.ndim != 1 or lat.shape != lon.shape or days.shape != lat.shape:
+            raise ValueError(f"{path}: 'Latitude', 'Longitude' and 'Days' must be 1-D of equal length")
+        geo_ok = (lat != L2_FLOAT_FILL) & (lon != L2_FLOAT_FILL) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
+        x, y = np.full(lat.shape, np.nan), np.full(lat.shape, np.nan)
+        from smda.model.grid import latlon_to_xy
 
-            x[geo_ok], y[geo_ok] = latlon_to_xy(lat[geo_ok], lon[geo_ok])
-            idx = np.flatnonzero(geo_ok & (days > 0) & region.contains_xy(x, y))
-            if idx.size == 0:
-                continue
-            sl = slice(int(idx[0]), int(idx[-1]) + 1)
+        x[geo_ok], y[geo_ok] = latlon_to_xy(lat[geo_ok], lon[geo_ok])
+        idx = np.flatnonzero(geo_ok & (days > 0) & region.contains_xy(x, y))
+        if idx.size == 0:
+            continue
+        sl = slice(int(idx[0]), int(idx[-1]) + 1)
 
-            def get(name, decode=True, sl=sl, idx=idx, ds=ds, path=path):
-                if decode:
-                    v, f = _decode(path, ds, name, sl)
-                else:
-                    v, f = read_array(path, ds.variables, name, sl), None
-                if v.shape != (sl.stop - sl.start,):
-                    raise ValueError(f"{path}: variable {name!r} is not 1-D over n_grid_points like Latitude")
-                return v[idx - sl.start], (None if f is None else f[idx - sl.start])
+        def get(name, decode=True, sl=sl, idx=idx, ds=ds, path=path):
+            if decode:
+                v, f = _decode(path, ds, name, sl)
+            else:
+                v, f = read_array(path, ds.variables, name, sl), None
+            if v.shape != (sl.stop - sl.start,):
+                raise ValueError(f"{path}: variable {name!r} is not 1-D over n_grid_points like Latitude")
+            return v[idx - sl.start], (None if f is None else f[idx - sl.start])
 
-            secs = get("Seconds", decode=False)[0]
-            us = get("Microseconds", decode=False)[0] if "Microseconds" in ds.variables else None
-            time = smos_time(days[idx], secs, us)
-            keep = region.contains_time(time)
-            science = get("Science_Flags", decode=False)[0].astype(np.uint32)
-            conf = get("Confidence_Flags", decode=False)[0]
-            # RFI_Prob: raw 0 is probability 0 (not missing): scale by hand, no fill
-            rfi_var = ds.variables["RFI_Prob"]
-            rfi_prob = get("RFI_Prob", decode=False)[0] * float(_attr(rfi_var, "scale_factor", default=1.0))
-            n_rfi = (get("N_RFI_X", decode=False)[0].astype(float) + get("N_RFI_Y", decode=False)[0])
-            m_ava0 = get("M_AVA0", decode=False)[0].astype(float)
-            masks = merge_masks(
-                smos_science_masks(science),
-                {"rfi": smos_rfi_mask(rfi_prob, n_rfi, m_ava0, max_rfi_prob, max_rfi_ratio)})
-            if kind == "sm":
-                masks = merge_masks(masks, smos_confidence_masks(conf))
-                vod = get("Optical_Thickness_Nad")[0]
-                if max_vod_np is not None:
-                    masks = merge_masks(masks, {"dense_vegetation": np.isfinite(vod) & (vod > max_vod_np)})
-            rows = [(values[0], "", np.nan)] if kind == "sm" else [
-                (v, p, L2_ANGLE_DEG) for v, p in zip(values, pols, strict=True)]
-            for name, pol, ang in rows:
-                val, fill = get(name)
-                m = merge_masks(masks, {"fill_value": fill})
-                out.append(make_table(
-                    time=time[keep], row=-1, col=-1, grid=None, lat=lat[idx][keep], lon=lon[idx][keep], kind=kind,
-                    pol=pol, angle_deg=ang, value=val[keep], error_std=err, flags=science[keep], footprint="gauss",
-                    source=product, masks={k: v[keep] for k, v in m.items()}, fov_km=DEFAULT_FOV_KM))
+        secs = get("Seconds", decode=False)[0]
+        us = get("Microseconds", decode=False)[0] if "Microseconds" in ds.variables else None
+        time = smos_time(days[idx], secs, us)
+        keep = region.contains_time(time)
+        science = get("Science_Flags", decode=False)[0].astype(np.uint32)
+        conf = get("Confidence_Flags", decode=False)[0]
+        # RFI_Prob: raw 0 is probability 0 (not missing): scale by hand, no fill
+        rfi_var = ds.variables["RFI_Prob"]
+        rfi_prob = get("RFI_Prob", decode=False)[0] * float(_attr(rfi_var, "scale_factor", default=1.0))
+        n_rfi = (get("N_RFI_X", decode=False)[0].astype(float) + get("N_RFI_Y", decode=False)[0])
+        m_ava0 = get("M_AVA0", decode=False)[0].astype(float)
+        masks = merge_masks(
+            smos_science_masks(science),
+            {"rfi": smos_rfi_mask(rfi_prob, n_rfi, m_ava0, max_rfi_prob, max_rfi_ratio)})
+        if kind == "sm":
+            masks = merge_masks(masks, smos_confidence_masks(conf))
+            vod = get("Optical_Thickness_Nad")[0]
+            if max_vod_np is not None:
+                masks = merge_masks(masks, {"dense_vegetation": np.isfinite(vod) & (vod > max_vod_np)})
+        rows = [(values[0], "", np.nan)] if kind == "sm" else [
+            (v, p, L2_ANGLE_DEG) for v, p in zip(values, pols, strict=True)]
+        for name, pol, ang in rows:
+            val, fill = get(name)
+            m = merge_masks(masks, {"fill_value": fill})
+            out.append(make_table(
+                time=time[keep], row=-1, col=-1, grid=None, lat=lat[idx][keep], lon=lon[idx][keep], kind=kind,
+                pol=pol, angle_deg=ang, value=val[keep], error_std=err, flags=science[keep], footprint="gauss",
+                source=product, masks={k: v[keep] for k, v in m.items()}, fov_km=DEFAULT_FOV_KM))
     return ObsTable.concat(out)
