@@ -162,28 +162,30 @@ def _white_and_mix(seed, pid, row0, col0, step, var_draw, chol, out):
                     out[r, c, m, k] = s
 
 
+@inline
+def _taps(kern, a, r, c, dr, dc, m, k):
+    """sum_j kern[j] a[r + j dr, c + j dc, m, k]: one output point of a 1-D convolution along (dr, dc)."""
+    s = 0.0
+    for j in range(kern.shape[0]):
+        s += kern[j] * a[r + j * dr, c + j * dc, m, k]
+    return s
+
+
 @kernel
 def _convolve(white, kern, tmp, out):
     """Separable convolution: white (nr+2K, nc+2K, nm, nv) -> out (nr, nc, nm, nv); kern (2K+1,)."""
-    nk = kern.shape[0]
     nrh, nch, nm, nv = white.shape
     nr, nc = out.shape[0], out.shape[1]
-    for r in range(nrh):
+    for r in range(nrh):  # along columns
         for c in range(nc):
             for m in range(nm):
                 for k in range(nv):
-                    s = 0.0
-                    for j in range(nk):
-                        s += kern[j] * white[r, c + j, m, k]
-                    tmp[r, c, m, k] = s
-    for r in range(nr):
+                    tmp[r, c, m, k] = _taps(kern, white, r, c, 0, 1, m, k)
+    for r in range(nr):  # then along rows
         for c in range(nc):
             for m in range(nm):
                 for k in range(nv):
-                    s = 0.0
-                    for j in range(nk):
-                        s += kern[j] * tmp[r + j, c, m, k]
-                    out[r, c, m, k] = s
+                    out[r, c, m, k] = _taps(kern, tmp, r, c, 1, 0, m, k)
 
 
 @kernel

@@ -82,24 +82,23 @@ def _uniform_field(seed, purpose, cells, n_members, step, draw, out):
             out[i, m] = uniform(seed, purpose, cells[i], m, step, draw)
 
 
+def _field(fill, seed, purpose, cells, n_members, step, draw, out):
+    pid = purpose_id(purpose) if isinstance(purpose, str) else int(purpose)
+    cells = np.ascontiguousarray(cells, dtype=np.int64)
+    if out is None:
+        out = np.empty((cells.shape[0], n_members))
+    fill(int(seed), pid, cells, int(n_members), int(step), int(draw), out)
+    return out
+
+
 def normal_field(seed, purpose, cells, n_members, step, draw=0, out=None):
     """Standard normals of shape (len(cells), n_members) keyed by global ``cells`` indices.
 
     ``purpose`` is a name or an integer id; ``out`` may be given to avoid allocation.
     """
-    pid = purpose_id(purpose) if isinstance(purpose, str) else int(purpose)
-    cells = np.ascontiguousarray(cells, dtype=np.int64)
-    if out is None:
-        out = np.empty((cells.shape[0], n_members))
-    _normal_field(int(seed), pid, cells, int(n_members), int(step), int(draw), out)
-    return out
+    return _field(_normal_field, seed, purpose, cells, n_members, step, draw, out)
 
 
 def uniform_field(seed, purpose, cells, n_members, step, draw=0, out=None):
     """Uniforms in (0, 1) of shape (len(cells), n_members); see :func:`normal_field`."""
-    pid = purpose_id(purpose) if isinstance(purpose, str) else int(purpose)
-    cells = np.ascontiguousarray(cells, dtype=np.int64)
-    if out is None:
-        out = np.empty((cells.shape[0], n_members))
-    _uniform_field(int(seed), pid, cells, int(n_members), int(step), int(draw), out)
-    return out
+    return _field(_uniform_field, seed, purpose, cells, n_members, step, draw, out)
