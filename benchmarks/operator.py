@@ -5,10 +5,10 @@ V), and a 1e6-cell domain with one observation per pixel and polarization. Print
 build / apply and the effective bandwidth of the apply kernel. Run: python benchmarks/operator.py
 """
 
-import time
 from types import SimpleNamespace
 
 import numpy as np
+from _timing import median_time
 
 from smda.assimilation.observations.operator import FootprintOperator, finish
 from smda.model.grid import GRIDS, Domain
@@ -22,15 +22,6 @@ def _geometry(domain, footprint):
     rr, cc = np.repeat(rr.ravel(), 2), np.repeat(cc.ravel(), 2)  # H and V
     x, y = m36.xy(rr, cc)
     return SimpleNamespace(x=x, y=y, footprint=np.full(rr.size, footprint), row=rr, col=cc)
-
-
-def _best(fn, repeat):
-    best = np.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def run_case(label, n36, n_members, repeat):
@@ -52,11 +43,11 @@ def run_case(label, n36, n_members, repeat):
             x, y = m25.xy(rr, cc)
             geo = SimpleNamespace(x=x, y=y, footprint=np.full(rr.size, "M25"), row=rr, col=cc)
         FootprintOperator.build(geo, d, cells, kind=kind)  # compile
-        t_build = _best(lambda g=geo, k=kind: FootprintOperator.build(g, d, cells, kind=k), repeat)
+        t_build = median_time(lambda g=geo, k=kind: FootprintOperator.build(g, d, cells, kind=k), repeat)
         op = FootprintOperator.build(geo, d, cells, kind=kind)
         sw, swx = np.empty(op.n_obs), np.empty((op.n_obs, n_members))
         op.partial_sums(field, out_w=sw, out_wx=swx)
-        t_apply = _best(lambda o=op, a=sw, b=swx: o.partial_sums(field, out_w=a, out_wx=b), max(repeat, 5))
+        t_apply = median_time(lambda o=op, a=sw, b=swx: o.partial_sums(field, out_w=a, out_wx=b), max(repeat, 5))
         hx, inside = finish(sw, swx, 0.5)
         mbytes = op.nnz * (n_members * 8 + 16) / 1e6
         print(f"  {kind:5s} {fp:5s}: {op.n_obs:5d} obs, {op.nnz:9d} weights | build {t_build * 1e3:8.2f} ms"

@@ -11,6 +11,7 @@ import sys
 import time
 
 import numpy as np
+from _timing import median_time
 
 from smda.model.dielectric import DIELECTRIC_MODELS
 from smda.model.emission import TEFF_MODELS, brightness_temperature, igbp_parameters, tb_kernel
@@ -31,17 +32,6 @@ def _setup(n_cells, n_members):
     return sm, t_s, t_d, vwc, clay, sand, bd, par
 
 
-def _time(fn, repeat=7):
-    # CPU time of this process (the machine may be shared), best of ``repeat``
-    fn()  # compile / warm up
-    best = np.inf
-    for _ in range(repeat):
-        t0 = time.process_time()
-        fn()
-        best = min(best, time.process_time() - t0)
-    return best
-
-
 def _bench_config(n_cells, n_members):
     sm, t_s, t_d, vwc, clay, sand, bd, par = _setup(n_cells, n_members)
     n = n_cells * n_members
@@ -56,13 +46,13 @@ def _bench_config(n_cells, n_members):
             args = (sm, t_s, t_d, t_s, vwc, clay, sand, bd, cos_t, par["h"], par["omega"], par["b"], par["q"], two,
                     two, DIELECTRIC_MODELS[diel], TEFF_MODELS["choudhury"], False, z, z, 1.41e9,
                     tb_h, tb_v, d_h, d_v, deriv)
-            dt = _time(functools.partial(tb_kernel, *args))
+            dt = median_time(functools.partial(tb_kernel, *args), clock=time.process_time)
             label = f"kernel {diel:8s}{' + dTB/dSM' if deriv else '          '}"
             print(f"  {label}: {n / dt:10.3e} TB evaluations / s / core")
     entry = functools.partial(
         brightness_temperature, sm, t_s, t_d, t_s, vwc, clay, sand, bd, 40.0, h=par["h"], omega=par["omega"],
         b=par["b"], out_h=tb_h.reshape(n_cells, n_members), out_v=tb_v.reshape(n_cells, n_members))
-    dt = _time(entry)
+    dt = median_time(entry, clock=time.process_time)
     print(f"  checked entry point mironov   : {n / dt:10.3e} TB evaluations / s / core")
 
 
