@@ -140,6 +140,8 @@ def _check_inputs(X, cell_xy_m, HX, y, obs_err_var, obs_xy_m, obs_ids, cycle, lo
         raise ValueError(f"cycle must be a non-negative integer, got {cycle}")
     lo = _bounds(lower, -np.inf, n_cells, n_vars, "lower")
     hi = _bounds(upper, np.inf, n_cells, n_vars, "upper")
+    if lo.shape != hi.shape:  # the kernels index both bounds with one row (per cell, or 0 for all cells)
+        lo, hi = (np.ascontiguousarray(np.broadcast_to(b, (n_cells, n_vars))) for b in (lo, hi))
     if np.any(lo > hi):
         raise ValueError("lower bound exceeds upper bound")
     return HX, y, r, oxy, ids.astype(np.int64), lo, hi
