@@ -20,22 +20,12 @@ Longitudes are handled modulo 360 (global grids wrap).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from smda.forcing.units import EPS
+from smda.constants import GRAVITY, P_STANDARD, R_DRY, saturation_vapour_pressure, specific_humidity, vapour_pressure
 from smda.jit import kernel
 
 LAPSE_RATE = -6.5e-3  # K m-1
-G = 9.80665
-R_D = 287.05
-
-
-@kernel
-def _esat(t):
-    return 611.2 * math.exp(17.67 * (t - 273.15) / (t - 29.65))
-
 
 @kernel
 def lapse_adjust(t, p, q, dz, gamma):
@@ -43,18 +33,16 @@ def lapse_adjust(t, p, q, dz, gamma):
 
     Any of p, q may be empty (size 0) to skip it (p is then not corrected and q uses the old p).
     """
-    expo = -G / (R_D * gamma)
+    expo = -GRAVITY / (R_DRY * gamma)
     n = t.shape[0]
     for i in range(n):
         t0 = t[i]
         t1 = t0 + gamma * dz[i]
-        p0 = p[i] if p.shape[0] else 101325.0
+        p0 = p[i] if p.shape[0] else P_STANDARD
         p1 = p0 * (t1 / t0) ** expo if p.shape[0] else p0
         if q.shape[0]:
-            e0 = q[i] * p0 / (EPS + (1.0 - EPS) * q[i])
-            rh = e0 / _esat(t0)
-            e1 = rh * _esat(t1)
-            q[i] = EPS * e1 / (p1 - (1.0 - EPS) * e1)
+            rh = vapour_pressure(q[i], p0) / saturation_vapour_pressure(t0)
+            q[i] = specific_humidity(rh * saturation_vapour_pressure(t1), p1)
         if p.shape[0]:
             p[i] = p1
         t[i] = t1

@@ -32,12 +32,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from smda.constants import P_STANDARD, SIGMA, clear_sky_emissivity, vapour_pressure
 from smda.forcing import units as U
 from smda.forcing.regrid import LAPSE_RATE, lapse_adjust
-from smda.forcing.solar import SOLAR_CONSTANT, interval_cos_zenith
+from smda.forcing.solar import clear_sky_irradiance, interval_cos_zenith
 from smda.forcing.timeinterp import flux_interval, state_bracket
 
-SIGMA_SB = 5.670374419e-8
 _NOAHOWP_COLUMNS = ["year", "month", "day", "hour", "minute", "wind", "wind_dir", "t_air", "rel_hum", "p_surf",
                     "sw_down", "lw_down", "precip"]
 _NOAHOWP_UNITS = {"wind": "m s{-1}", "t_air": "K", "rel_hum": "%", "p_surf": "hPa", "sw_down": "W m{-2}",
@@ -108,7 +108,7 @@ def read_station_table(path, *, columns: dict | None = None, units: dict | None 
         raise ValueError(f"file {path}: time stamps are not strictly increasing")
     record = {}
     if "p_surf" not in data and "p_surf" in fill:
-        data["p_surf"] = np.full(times.size, 101325.0 * (1 - 2.25577e-5 * elevation_m) ** 5.25588)
+        data["p_surf"] = np.full(times.size, P_STANDARD * (1 - 2.25577e-5 * elevation_m) ** 5.25588)
         record["p_surf"] = f"standard atmosphere at {elevation_m} m"
     if "q_air" not in data:
         if "dewpoint" in data and "p_surf" in data:
@@ -129,8 +129,8 @@ def read_station_table(path, *, columns: dict | None = None, units: dict | None 
         data["sw_down"] = clear_sky_shortwave(times, lat, lon)
         record["sw_down"] = "clear-sky 0.75 S0 cos(Z), hourly-mean zenith over the preceding interval"
     if "lw_down" not in data and "lw_down" in fill and "t_air" in data and "q_air" in data and "p_surf" in data:
-        e = U.vapour_pressure_from_q(data["q_air"], data["p_surf"])
-        data["lw_down"] = 1.24 * (0.01 * e / data["t_air"]) ** (1 / 7) * SIGMA_SB * data["t_air"] ** 4
+        e = vapour_pressure(data["q_air"], data["p_surf"])
+        data["lw_down"] = clear_sky_emissivity(e, data["t_air"]) * SIGMA * data["t_air"] ** 4
         record["lw_down"] = "Brutsaert (1975) clear-sky emissivity"
     missing = [n for n in U.NAMES if n not in data]
     if missing:
@@ -153,7 +153,7 @@ def clear_sky_shortwave(times, lat, lon):
     for i, t in enumerate(times):
         mean, _ = interval_cos_zenith(t - dt, t, t, [lat], [lon], nsub=6)
         doy = (t.astype("datetime64[D]") - t.astype("datetime64[Y]")).astype(int) + 1
-        out[i] = 0.75 * SOLAR_CONSTANT * (1 + 0.033 * np.cos(2 * np.pi * doy / 365.0)) * mean[0]
+        out[i] = clear_sky_irradiance(doy) * mean[0]
     return out
 
 

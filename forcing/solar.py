@@ -1,6 +1,6 @@
 """Solar geometry: declination, equation of time, cosine of the solar zenith angle.
 
-Spencer (1971) Fourier series for declination delta and equation of time E (radians, gamma the
+Spencer (1971, Search 2(5), 172) Fourier series for declination delta and equation of time E (radians, gamma the
 fractional-year angle 2 pi (doy - 1 + (hour - 12)/24)/365)::
 
     cos Z = sin(lat) sin(delta) + cos(lat) cos(delta) cos(h),  h = pi/12 (t_utc + lon/15 + E_h - 12)
@@ -8,7 +8,8 @@ fractional-year angle 2 pi (doy - 1 + (hour - 12)/24)/365)::
 with E_h the equation of time in hours.
 
 Top-of-atmosphere irradiance ``S0 (1 + 0.033 cos(2 pi doy/365)) max(cos Z, 0)``, S0 = 1361 W m-2
-(Kopp & Lean 2011, doi:10.1029/2010GL045777).
+(``smda.constants.SOLAR_CONSTANT``); clear-sky irradiance at the surface is 0.75 of it (a constant
+transmissivity; the fill of missing station shortwave and the synthetic weather use it).
 """
 
 from __future__ import annotations
@@ -17,20 +18,40 @@ import math
 
 import numpy as np
 
-from smda.jit import kernel
+from smda.constants import SOLAR_CONSTANT
+from smda.jit import inline, kernel
 
-SOLAR_CONSTANT = 1361.0  # W m-2
+CLEAR_SKY_TRANSMISSIVITY = 0.75  # 1
+
+
+@inline
+def declination_and_equation_of_time(doy, hour_utc):
+    """Solar declination (rad) and equation of time (h), Spencer (1971); doy 1-366, hour_utc in [0, 24).
+
+    Numba-compiled with ``np`` functions: scalars in kernels, scalars or arrays from Python.
+    """
+    g = 2.0 * np.pi / 365.0 * (doy - 1.0 + (hour_utc - 12.0) / 24.0)
+    decl = (0.006918 - 0.399912 * np.cos(g) + 0.070257 * np.sin(g) - 0.006758 * np.cos(2 * g)
+            + 0.000907 * np.sin(2 * g) - 0.002697 * np.cos(3 * g) + 0.00148 * np.sin(3 * g))
+    eot_min = 229.18 * (0.000075 + 0.001868 * np.cos(g) - 0.032077 * np.sin(g)
+                        - 0.014615 * np.cos(2 * g) - 0.040849 * np.sin(2 * g))
+    return decl, eot_min / 60.0
+
+
+@inline
+def clear_sky_irradiance(doy):
+    """Clear-sky shortwave irradiance (W m-2) on a surface facing the sun, day of year ``doy``.
+
+    ``0.75 S0 (1 + 0.033 cos(2 pi doy / 365))``; times max(cos Z, 0) for a horizontal surface.
+    """
+    return CLEAR_SKY_TRANSMISSIVITY * SOLAR_CONSTANT * (1.0 + 0.033 * np.cos(2.0 * np.pi * doy / 365.0))
 
 
 @kernel
 def cos_zenith(doy, hour_utc, lat_deg, lon_deg):
     """Cosine of the solar zenith angle (may be negative at night); doy 1-366, hour_utc in [0, 24)."""
-    g = 2.0 * math.pi / 365.0 * (doy - 1.0 + (hour_utc - 12.0) / 24.0)
-    decl = (0.006918 - 0.399912 * math.cos(g) + 0.070257 * math.sin(g) - 0.006758 * math.cos(2 * g)
-            + 0.000907 * math.sin(2 * g) - 0.002697 * math.cos(3 * g) + 0.00148 * math.sin(3 * g))
-    eot_min = 229.18 * (0.000075 + 0.001868 * math.cos(g) - 0.032077 * math.sin(g)
-                        - 0.014615 * math.cos(2 * g) - 0.040849 * math.sin(2 * g))
-    solar_time_h = hour_utc + lon_deg / 15.0 + eot_min / 60.0
+    decl, eot_h = declination_and_equation_of_time(doy, hour_utc)
+    solar_time_h = hour_utc + lon_deg / 15.0 + eot_h
     ha = math.pi / 12.0 * (solar_time_h - 12.0)
     lat = math.radians(lat_deg)
     return math.sin(lat) * math.sin(decl) + math.cos(lat) * math.cos(decl) * math.cos(ha)

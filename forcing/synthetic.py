@@ -38,16 +38,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from smda.constants import (
+    GRAVITY,
+    P_STANDARD,
+    R_DRY,
+    SIGMA,
+    clear_sky_emissivity,
+    saturation_vapour_pressure,
+    specific_humidity,
+)
 from smda.forcing.regrid import LAPSE_RATE, lapse_adjust
-from smda.forcing.solar import SOLAR_CONSTANT, day_and_hour
+from smda.forcing.solar import clear_sky_irradiance, day_and_hour, declination_and_equation_of_time
 from smda.jit import kernel
-from smda.model.grid import M01, WGS84_F, xy_to_latlon
+from smda.model.grid import M01, STANDARD_PARALLEL, WGS84_A, WGS84_F, xy_to_latlon
 from smda.model.streams import normal, purpose_id, uniform
 
 _E2 = WGS84_F * (2 - WGS84_F)
-_K0 = math.cos(math.radians(30.0)) / math.sqrt(1 - _E2 * math.sin(math.radians(30.0)) ** 2)
-_SIGMA_SB = 5.670374419e-8
-_P_EXP = -9.80665 / (287.05 * LAPSE_RATE)
+_K0 = math.cos(math.radians(STANDARD_PARALLEL)) / math.sqrt(1 - _E2 * math.sin(math.radians(STANDARD_PARALLEL)) ** 2)
+_P_EXP = -GRAVITY / (R_DRY * LAPSE_RATE)
 NAMES = ("precip", "sw_down", "lw_down", "t_air", "q_air", "p_surf", "wind")
 _X0 = M01.x0
 _Y0 = M01.y0
@@ -166,7 +174,7 @@ def _weather(seed, hours, doy, hour_utc, x, y, lat, elev, p, precip_out, sw, lw,
     pid_w = 0x5EED0003
     pid_storm = 0x5EED0004
     pid_motion = 0x5EED0005
-    ak0 = 6378137.0 * _K0
+    ak0 = WGS84_A * _K0
     inv_deg15 = 180.0 / math.pi / ak0 / 15.0
     # --- synoptic lattices
     xmin, xmax, ymin, ymax = x.min(), x.max(), y.min(), y.max()
@@ -256,18 +264,13 @@ def _weather(seed, hours, doy, hour_utc, x, y, lat, elev, p, precip_out, sw, lw,
     # --- per-cell states
     rh_mm_h = 0.5 / 3600.0
     season = math.cos(2 * math.pi * (doy - 200.0) / 365.25)
-    earth_sun = 1.0 + 0.033 * math.cos(2 * math.pi * doy / 365.0)
-    g_ = 2.0 * math.pi / 365.0 * (doy - 1.0 + (hour_utc - 12.0) / 24.0)
-    decl = (0.006918 - 0.399912 * math.cos(g_) + 0.070257 * math.sin(g_) - 0.006758 * math.cos(2 * g_)
-            + 0.000907 * math.sin(2 * g_) - 0.002697 * math.cos(3 * g_) + 0.00148 * math.sin(3 * g_))
-    eot_h = 229.18 / 60.0 * (0.000075 + 0.001868 * math.cos(g_) - 0.032077 * math.sin(g_)
-                             - 0.014615 * math.cos(2 * g_) - 0.040849 * math.sin(2 * g_))
+    decl, eot_h = declination_and_equation_of_time(doy, hour_utc)
     sdec = math.sin(decl)
     cdec = math.cos(decl)
     w = 2 * math.pi / 24.0
     c15, s15 = math.cos(15 * w), math.sin(15 * w)
     c14, s14 = math.cos(14 * w), math.sin(14 * w)
-    s0 = SOLAR_CONSTANT * earth_sun * 0.75
+    s0 = clear_sky_irradiance(doy)
     for i in range(n):
         g_wet, g_t, g_w = _interp3(lw_wet, lw_t, lw_w, ix0, iy0, (x[i] - _X0) / syn_m, (_Y0 - y[i]) / syn_m, wt)
         solar_h = hour_utc + x[i] * inv_deg15 + eot_h  # local apparent solar time (h)
@@ -281,32 +284,29 @@ def _weather(seed, hours, doy, hour_utc, x, y, lat, elev, p, precip_out, sw, lw,
         wetf = pr / (pr + rh_mm_h)
         cf = 0.3 + 0.2 * g_wet + wetf
         cf = min(max(cf, 0.0), 1.0)
-        lw[i] = cf  # kept for the longwave below
         sw[i] = s0 * cz * (1.0 - 0.75 * cf**3.4) if cz > 0.0 else 0.0
         hemi = 1.0 if lat[i] >= 0 else -1.0
         t = (t_mean + hemi * t_seas * season + t_diur * (1.0 - 0.5 * cf) * dcyc + t_syn * g_t - 2.0 * wetf)
         rh = rh_mean - rh_diur * dcyc + 0.08 * g_wet + 0.25 * wetf
         rh = min(max(rh, 0.15), 1.0)
         # sea-level values, then the lapse-rate correction to the cell's elevation
-        p0 = 101325.0 - 400.0 * g_wet
-        e = rh * 611.2 * math.exp(17.67 * (t - 273.15) / (t - 29.65))
+        p0 = P_STANDARD - 400.0 * g_wet
+        e = rh * saturation_vapour_pressure(t)
         ta[i] = t
         ps[i] = p0
-        qa[i] = 0.622 * e / (p0 - 0.378 * e)
-        eps_clr = 1.24 * (0.01 * e / t) ** (1.0 / 7.0)  # e in hPa
-        lw[i] = e  # vapour pressure, kept for the longwave below
-        lw_cf = cf
+        qa[i] = specific_humidity(e, p0)
+        eps_clr = clear_sky_emissivity(e, t)
         wind[i] = wind_mean * math.exp(0.35 * g_w - 0.06125) * (1.0 + 0.2 * wcyc)
         if elev[i] != 0.0:
             t1 = t + LAPSE_RATE * elev[i]
             p1 = p0 * (t1 / t) ** _P_EXP
-            e1 = rh * 611.2 * math.exp(17.67 * (t1 - 273.15) / (t1 - 29.65))
+            e1 = rh * saturation_vapour_pressure(t1)
             ta[i] = t1
             ps[i] = p1
-            qa[i] = 0.622 * e1 / (p1 - 0.378 * e1)
-            eps_clr = 1.24 * (0.01 * e1 / t1) ** (1.0 / 7.0)
+            qa[i] = specific_humidity(e1, p1)
+            eps_clr = clear_sky_emissivity(e1, t1)
             t = t1
-        lw[i] = (lw_cf + (1.0 - lw_cf) * eps_clr) * _SIGMA_SB * t * t * t * t
+        lw[i] = (cf + (1.0 - cf) * eps_clr) * SIGMA * t * t * t * t
 
 
 @kernel

@@ -1,18 +1,9 @@
-"""Forcing variable registry, checked unit conversion and humidity thermodynamics.
+"""Checked unit conversion of forcing variables and humidity thermodynamics.
 
-Internal forcing set (one time step, per cell):
-
-=========  =================================  ============  =========================================
-name       CF standard_name                   units         meaning
-=========  =================================  ============  =========================================
-precip     precipitation_flux                 kg m-2 s-1    total precipitation (rain + snow)
-sw_down    surface_downwelling_shortwave...   W m-2         downward shortwave at the surface
-lw_down    surface_downwelling_longwave...    W m-2         downward longwave at the surface
-t_air      air_temperature                    K             2 m air temperature
-q_air      specific_humidity                  kg kg-1       2 m specific humidity
-p_surf     surface_air_pressure               Pa            surface pressure
-wind       wind_speed                         m s-1         10 m (or 2 m) wind speed
-=========  =================================  ============  =========================================
+The internal forcing set (one time step, per cell) is the ``forcing`` kind of :mod:`smda.variables`,
+which holds its units, CF standard names and bounds: ``NAMES`` in registry order, ``FLUXES`` the
+interval means (precipitation, radiation), ``STATES`` the instantaneous values (temperature,
+humidity, pressure, wind).
 
 Units are parsed into SI factor and dimension exponents (mass, length, time, temperature) in the
 spirit of xclim's boundary checks: a source variable whose units are unknown or of the wrong
@@ -20,51 +11,23 @@ dimension raises :class:`ValueError` naming the file and the variable. Accumulat
 (ERA5 ``tp`` in m, ``ssrd`` in J m-2) are divided by their accumulation interval; depths of liquid
 water are converted to mass with rho_w = 1000 kg m-3.
 
-Humidity (Bolton 1980, doi:10.1175/1520-0493(1980)108<1046:TCOEPT>2.0.CO;2)::
+Humidity, with e_s(T) and q(e, p) of Bolton (1980) from :mod:`smda.constants`::
 
-    e_s(T) = 611.2 exp(17.67 (T - 273.15) / (T - 29.65))        [Pa], T in K
-    q = eps e / (p - (1 - eps) e),   eps = R_d / R_v = 0.622
     dewpoint Td:  e = e_s(Td);   relative humidity RH:  e = RH e_s(T)
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import numpy as np
 
-EPS = 0.622  # R_d / R_v
-RHO_W = 1000.0  # kg m-3
-T0 = 273.15
+from smda.constants import RHO_WATER, T_FREEZE, saturation_vapour_pressure, specific_humidity, vapour_pressure
+from smda.variables import VARIABLES, names
 
-
-@dataclass(frozen=True)
-class VarInfo:
-    name: str
-    standard_name: str
-    units: str
-    long_name: str
-    flux: bool  # True: an interval mean (precip, radiation); False: a state (instantaneous)
-
-
-REGISTRY = {
-    v.name: v
-    for v in (
-        VarInfo("precip", "precipitation_flux", "kg m-2 s-1", "total precipitation rate", True),
-        VarInfo("sw_down", "surface_downwelling_shortwave_flux_in_air", "W m-2",
-                "downward shortwave radiation at the surface", True),
-        VarInfo("lw_down", "surface_downwelling_longwave_flux_in_air", "W m-2",
-                "downward longwave radiation at the surface", True),
-        VarInfo("t_air", "air_temperature", "K", "near-surface air temperature", False),
-        VarInfo("q_air", "specific_humidity", "kg kg-1", "near-surface specific humidity", False),
-        VarInfo("p_surf", "surface_air_pressure", "Pa", "surface air pressure", False),
-        VarInfo("wind", "wind_speed", "m s-1", "near-surface wind speed", False),
-    )
-}
-NAMES = tuple(REGISTRY)
-FLUXES = tuple(n for n, v in REGISTRY.items() if v.flux)
-STATES = tuple(n for n, v in REGISTRY.items() if not v.flux)
+NAMES = names("forcing")
+FLUXES = tuple(n for n in NAMES if VARIABLES[n].interval_mean)
+STATES = tuple(n for n in NAMES if not VARIABLES[n].interval_mean)
 
 # base unit -> (SI factor, (M, L, T, Theta) exponents)
 _BASE = {
@@ -109,7 +72,7 @@ def parse_units(units: str):
     s = str(units).strip().lower()
     s = _ALIASES.get(s, s)
     if s in _CELSIUS:
-        return 1.0, T0, DIM_TEMP
+        return 1.0, T_FREEZE, DIM_TEMP
     if s in ("", "-", "none", "dimensionless"):
         return 1.0, 0.0, DIM_NONE
     s = s.replace("**", "").replace("^", "").replace("{", "").replace("}", "").replace("*", " ")
@@ -150,7 +113,7 @@ def convert(values, units: str, allowed: dict, *, where: str, interval_s: float 
     kind = allowed[dims]
     out = np.asarray(values, dtype=np.float64) * factor + offset
     if kind in ("water_depth", "accumulated_depth"):
-        out = out * RHO_W
+        out = out * RHO_WATER
     if kind in ("accumulated", "accumulated_depth"):
         if not interval_s or interval_s <= 0:
             raise ValueError(f"{where}: accumulated units {units!r} need a positive accumulation interval")
@@ -173,32 +136,20 @@ ALLOWED = {
 }
 
 
-def saturation_vapour_pressure(t_k):
-    """Saturation vapour pressure over water (Pa) at temperature ``t_k`` (K), Bolton (1980)."""
-    t_k = np.asarray(t_k, dtype=np.float64)
-    return 611.2 * np.exp(17.67 * (t_k - T0) / (t_k - 29.65))
-
-
-def q_from_vapour_pressure(e_pa, p_pa):
-    """Specific humidity (kg/kg) from vapour pressure and total pressure (Pa)."""
-    return EPS * e_pa / (p_pa - (1.0 - EPS) * e_pa)
-
-
-def vapour_pressure_from_q(q, p_pa):
-    """Vapour pressure (Pa) from specific humidity (kg/kg) and pressure (Pa)."""
-    return q * p_pa / (EPS + (1.0 - EPS) * q)
+def _f64(a):
+    return np.asarray(a, dtype=np.float64)
 
 
 def q_from_dewpoint(td_k, p_pa):
     """Specific humidity (kg/kg) from dewpoint (K) and pressure (Pa)."""
-    return q_from_vapour_pressure(saturation_vapour_pressure(td_k), p_pa)
+    return specific_humidity(saturation_vapour_pressure(_f64(td_k)), _f64(p_pa))
 
 
 def q_from_rh(rh_fraction, t_k, p_pa):
     """Specific humidity (kg/kg) from relative humidity (0-1), temperature (K) and pressure (Pa)."""
-    return q_from_vapour_pressure(np.asarray(rh_fraction) * saturation_vapour_pressure(t_k), p_pa)
+    return specific_humidity(_f64(rh_fraction) * saturation_vapour_pressure(_f64(t_k)), _f64(p_pa))
 
 
 def rh_from_q(q, t_k, p_pa):
     """Relative humidity (0-1) from specific humidity, temperature (K) and pressure (Pa)."""
-    return vapour_pressure_from_q(q, p_pa) / saturation_vapour_pressure(t_k)
+    return vapour_pressure(_f64(q), _f64(p_pa)) / saturation_vapour_pressure(_f64(t_k))

@@ -54,6 +54,7 @@ import math
 
 import numpy as np
 
+from smda.constants import T_FREEZE
 from smda.jit import inline, kernel
 from smda.registry import Registry
 
@@ -248,6 +249,6 @@ def _permittivity_array(mv, clay, sand, bd, tk, model_id, freq_hz, eps, deps):
             nd, kd, mvt, nb1, kb, nu1, ku = mironov_coefficients(clay[i], freq_hz)
             er, ei, der, dei = mironov_eps(mv[i], nd, kd, mvt, nb1, kb, nu1, ku)
         else:
-            er, ei, der, dei = dobson_eps(mv[i], sand[i], clay[i], bd[i], tk[i] - 273.15, freq_hz, model_id)
+            er, ei, der, dei = dobson_eps(mv[i], sand[i], clay[i], bd[i], tk[i] - T_FREEZE, freq_hz, model_id)
         eps[i] = complex(er, ei)
         deps[i] = complex(der, dei)

@@ -23,8 +23,7 @@ Effective soil temperature::
     Choudhury et al. (1982), doi:10.1029/JC087iC02p01301:  C = 0.246
     Wigneron et al. (2001), doi:10.1016/S0034-4257(01)00240-9:  C = (w/w0)^bw0, w0 = bw0 = 0.3,
         bounded to [0.001, 1] (so Teff stays between Tdeep and Tsurf). With Wigneron and Tsurf > Tdeep,
-        Teff rises with SM, so in very dry soil TB can increase with SM (dTB/dSM > 0); the derivative
-        returned by the kernel includes this term.
+        Teff rises with SM, so in very dry soil TB can increase with SM (dTB/dSM > 0).
 
 Optional atmosphere (Pellarin et al. 2003, doi:10.1109/TGRS.2003.811692), Z elevation (km), Tair (K)::
 
@@ -35,18 +34,14 @@ Optional atmosphere (Pellarin et al. 2003, doi:10.1109/TGRS.2003.811692), Z elev
 Units: temperatures K, soil moisture m3 m-3, VWC kg m-2, b in m2 kg-1, angles degrees, frequency Hz,
 texture mass fractions, bulk density g cm-3.
 
-Derivative
-----------
-The kernel propagates d/dSM in forward mode through every step (d eps/dmv from :mod:`smda.model.dielectric`,
-then Fresnel, roughness, Teff for Wigneron, and the tau-omega sum), giving dTB/dSM exactly (to round-off)
-for the observation operator and diagnostics.
-
 Layout
 ------
 Ensemble arrays are (n_cells, n_members), members inner; per-cell parameters (n_cells,). The kernel loops
 cell -> angle -> member: the Mironov coefficients (the costly Debye terms) are evaluated once per cell,
 the roughness and atmosphere factors once per cell and angle, so each member costs only the linear
-refractive mixing, one complex square root in real arithmetic and two exponentials (vegetation).
+refractive mixing, one complex square root in real arithmetic and two exponentials (vegetation). The
+driver evaluates all the incidence angles of an observation set (SMOS multi-angle TB) in one call of
+:func:`brightness_temperature_multiangle`.
 
 IGBP parameter tables
 ---------------------
@@ -60,6 +55,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from smda.constants import T_FREEZE
 from smda.jit import inline, kernel
 from smda.model.dielectric import (
     DIELECTRIC_MODELS,
@@ -101,71 +97,43 @@ OMEGA_SOURCES = Registry("single-scattering albedo source", {"atbd": "omega", "s
 # scalar numba building blocks
 # ----------------------------------------------------------------------------------------------------
 @inline
-def fresnel(er, ei, der, dei, cos_t):
-    """Smooth reflectivities and their derivatives for eps = er + j ei at cos(incidence) ``cos_t``.
+def fresnel(er, ei, cos_t):
+    """Smooth reflectivities (rH, rV) for eps = er + j ei at cos(incidence) ``cos_t``.
 
-    Returns (rH, rV, d rH, d rV), the derivatives being chain-ruled from (der, dei) = d eps / dx.
     The square root s = p + j q of eps - sin^2 t is taken in real arithmetic (ei >= 0 so q >= 0).
     """
     a = er - (1.0 - cos_t * cos_t)
     m = math.sqrt(a * a + ei * ei)
     p = math.sqrt(0.5 * (m + a))  # > 0 because eps' > 1 >= sin^2 t
     q = 0.5 * ei / p
-    # p^2 - q^2 = a, 2 p q = ei  =>  dp, dq (stable also for ei -> 0)
-    half_inv_m = 0.5 / m
-    dp = (p * der + q * dei) * half_inv_m
-    dq = (p * dei - q * der) * half_inv_m
     c = cos_t
     # H
     hm = c - p
     hp = c + p
-    nh = hm * hm + q * q
-    dh = hp * hp + q * q
-    inv_dh = 1.0 / dh
-    rh = nh * inv_dh
-    dnh = -2.0 * hm * dp + 2.0 * q * dq
-    ddh = 2.0 * hp * dp + 2.0 * q * dq
-    drh = (dnh - rh * ddh) * inv_dh
+    rh = (hm * hm + q * q) * (1.0 / (hp * hp + q * q))
     # V
     xr_m = er * c - p
     xi_m = ei * c - q
     xr_p = er * c + p
     xi_p = ei * c + q
-    nv = xr_m * xr_m + xi_m * xi_m
-    dv = xr_p * xr_p + xi_p * xi_p
-    inv_dv = 1.0 / dv
-    rv = nv * inv_dv
-    dnv = 2.0 * xr_m * (c * der - dp) + 2.0 * xi_m * (c * dei - dq)
-    ddv = 2.0 * xr_p * (c * der + dp) + 2.0 * xi_p * (c * dei + dq)
-    drv = (dnv - rv * ddv) * inv_dv
-    return rh, rv, drh, drv
+    rv = (xr_m * xr_m + xi_m * xi_m) * (1.0 / (xr_p * xr_p + xi_p * xi_p))
+    return rh, rv
 
 
 @inline
 def tau_omega(teff, t_canopy, r, gamma, omega):
-    """Zero-order tau-omega TB (K) and its derivative with respect to the reflectivity r."""
+    """Zero-order tau-omega TB (K) for reflectivity r."""
     veg = t_canopy * (1.0 - omega) * (1.0 - gamma)
-    tb = teff * (1.0 - r) * gamma + veg * (1.0 + r * gamma)
-    dtb_dr = -teff * gamma + veg * gamma
-    return tb, dtb_dr
+    return teff * (1.0 - r) * gamma + veg * (1.0 + r * gamma)
 
 
 @inline
 def effective_temperature(t_surf, t_deep, sm, teff_id):
-    """Effective soil temperature (K) and d Teff / d SM (K per m3 m-3)."""
+    """Effective soil temperature (K)."""
     if teff_id == 0:
-        return t_deep + CHOUDHURY_C * (t_surf - t_deep), 0.0
-    if sm <= 0.0:
-        return t_deep + 0.001 * (t_surf - t_deep), 0.0
-    c = (sm / WIGNERON_W0) ** WIGNERON_BW0
-    dc = WIGNERON_BW0 * c / sm
-    if c < 0.001:
-        c = 0.001
-        dc = 0.0
-    elif c > 1.0:
-        c = 1.0
-        dc = 0.0
-    return t_deep + c * (t_surf - t_deep), dc * (t_surf - t_deep)
+        return t_deep + CHOUDHURY_C * (t_surf - t_deep)
+    c = min(max((sm / WIGNERON_W0) ** WIGNERON_BW0, 0.001), 1.0)
+    return t_deep + c * (t_surf - t_deep)
 
 
 @inline
@@ -195,7 +163,7 @@ def _cos_pow(c, n):
 @kernel
 def tb_kernel(sm, t_surf, t_deep, t_can, vwc, clay, sand, bulk_density, cos_t, h, omega, b, q, n_h, n_v,
               dielectric_id, teff_id, with_atm, elevation_km, t_air, freq_hz,
-              tb_h, tb_v, dtbh_dsm, dtbv_dsm, with_derivative):
+              tb_h, tb_v):
     """TB for H and V over cells x members x angles (checked inputs assumed).
 
     Parameters
@@ -206,10 +174,9 @@ def tb_kernel(sm, t_surf, t_deep, t_can, vwc, clay, sand, bulk_density, cos_t, h
     cos_t : (n_cells, n_angles) float64, cosine of the incidence angle
     dielectric_id : int, see :data:`smda.model.dielectric.DIELECTRIC_MODELS`
     teff_id : int, see :data:`TEFF_MODELS`
-    with_atm, with_derivative : bool
+    with_atm : bool
     freq_hz : float
-    tb_h, tb_v, dtbh_dsm, dtbv_dsm : (n_cells, n_members, n_angles) float64, written in place
-        (the derivative arrays are only written if ``with_derivative``).
+    tb_h, tb_v : (n_cells, n_members, n_angles) float64, written in place
     """
     n_cells, n_members = sm.shape
     n_ang = cos_t.shape[1]
@@ -242,33 +209,25 @@ def tb_kernel(sm, t_surf, t_deep, t_can, vwc, clay, sand, bulk_density, cos_t, h
             for j in range(n_members):
                 mv = sm[i, j]
                 if dielectric_id == 0:
-                    er, ei, der, dei = mironov_eps(mv, nd, kd, mvt, nb1, kb, nu1, ku)
+                    er, ei, _, _ = mironov_eps(mv, nd, kd, mvt, nb1, kb, nu1, ku)
                 else:
-                    er, ei, der, dei = dobson_eps(mv, sand[i], clay[i], bulk_density[i],
-                                                  t_surf[i, j] - 273.15, freq_hz, dielectric_id)
-                rhs, rvs, drhs, drvs = fresnel(er, ei, der, dei, c)
+                    er, ei, _, _ = dobson_eps(mv, sand[i], clay[i], bulk_density[i],
+                                              t_surf[i, j] - T_FREEZE, freq_hz, dielectric_id)
+                rhs, rvs = fresnel(er, ei, c)
                 rh = ((1.0 - qi) * rhs + qi * rvs) * rough_h
                 rv = ((1.0 - qi) * rvs + qi * rhs) * rough_v
-                teff, dteff = effective_temperature(t_surf[i, j], t_deep[i, j], mv, teff_id)
+                teff = effective_temperature(t_surf[i, j], t_deep[i, j], mv, teff_id)
                 if vwc[i, j] != vwc_prev:  # VWC is usually per cell: one exp per cell and angle
                     vwc_prev = vwc[i, j]
                     gamma = math.exp(-bi * vwc_prev * inv_c)
-                tbh, dtbh_dr = tau_omega(teff, t_can[i, j], rh, gamma, om)
-                tbv, dtbv_dr = tau_omega(teff, t_can[i, j], rv, gamma, om)
+                tbh = tau_omega(teff, t_can[i, j], rh, gamma, om)
+                tbv = tau_omega(teff, t_can[i, j], rv, gamma, om)
                 if with_atm:
                     refl = tb_down * gamma * gamma
                     tbh = tb_up + g_atm * (tbh + refl * rh)
                     tbv = tb_up + g_atm * (tbv + refl * rv)
-                    dtbh_dr = g_atm * (dtbh_dr + refl)
-                    dtbv_dr = g_atm * (dtbv_dr + refl)
                 tb_h[i, j, k] = tbh
                 tb_v[i, j, k] = tbv
-                if with_derivative:
-                    drh = ((1.0 - qi) * drhs + qi * drvs) * rough_h
-                    drv = ((1.0 - qi) * drvs + qi * drhs) * rough_v
-                    dsoil = dteff * gamma * g_atm
-                    dtbh_dsm[i, j, k] = dtbh_dr * drh + dsoil * (1.0 - rh)
-                    dtbv_dsm[i, j, k] = dtbv_dr * drv + dsoil * (1.0 - rv)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -309,7 +268,7 @@ def _per_member(name, x, n_cells, n_members, squeeze):
 
 
 def _evaluate(sm, t_soil_surface, t_soil_deep, t_canopy, vwc, clay, sand, bulk_density, angle_deg, *, h, omega,
-              b, q, n_h, n_v, dielectric, teff, atmosphere, freq_hz, porosity, multi_angle, derivative,
+              b, q, n_h, n_v, dielectric, teff, atmosphere, freq_hz, porosity, multi_angle,
               out_h=None, out_v=None):
     diel_id = DIELECTRIC_MODELS[dielectric]
     teff_id = TEFF_MODELS[teff]
@@ -415,16 +374,8 @@ def _evaluate(sm, t_soil_surface, t_soil_deep, t_canopy, vwc, clay, sand, bulk_d
     tb_h = _out("out_h", out_h)
     tb_v = _out("out_v", out_v)
     k3 = (n_cells, n_members, n_ang)
-    if derivative:
-        d_h = np.empty(shape)
-        d_v = np.empty(shape)
-    else:
-        d_h = d_v = np.empty((1, 1, 1))
     tb_kernel(sm2, ts, td, tc, vw, clay, sand, bd, cos_t, hh, om, bb, qq, nh, nv, diel_id, teff_id, with_atm,
-              z_km, t_air, float(freq_hz), tb_h.reshape(k3), tb_v.reshape(k3),
-              d_h.reshape(k3) if derivative else d_h, d_v.reshape(k3) if derivative else d_v, derivative)
-    if derivative:
-        return tb_h, tb_v, d_h, d_v
+              z_km, t_air, float(freq_hz), tb_h.reshape(k3), tb_v.reshape(k3))
     return tb_h, tb_v
 
 
@@ -474,7 +425,7 @@ def brightness_temperature(sm, t_soil_surface, t_soil_deep, t_canopy, vwc, clay,
     return _evaluate(sm, t_soil_surface, t_soil_deep, t_canopy, vwc, clay, sand, bulk_density, angle_deg, h=h,
                      omega=omega, b=b, q=q, n_h=n_h, n_v=n_v, dielectric=dielectric, teff=teff,
                      atmosphere=atmosphere, freq_hz=freq_hz, porosity=porosity, multi_angle=False,
-                     derivative=False, out_h=out_h, out_v=out_v)
+                     out_h=out_h, out_v=out_v)
 
 
 def brightness_temperature_multiangle(sm, t_soil_surface, t_soil_deep, t_canopy, vwc, clay, sand, bulk_density,
@@ -490,31 +441,10 @@ def brightness_temperature_multiangle(sm, t_soil_surface, t_soil_deep, t_canopy,
     """
     return _evaluate(sm, t_soil_surface, t_soil_deep, t_canopy, vwc, clay, sand, bulk_density, angles_deg, h=h,
                      omega=omega, b=b, q=q, n_h=n_h, n_v=n_v, dielectric=dielectric, teff=teff,
-                     atmosphere=atmosphere, freq_hz=freq_hz, porosity=porosity, multi_angle=True,
-                     derivative=False)
+                     atmosphere=atmosphere, freq_hz=freq_hz, porosity=porosity, multi_angle=True)
 
 
-def brightness_temperature_derivative(sm, t_soil_surface, t_soil_deep, t_canopy, vwc, clay, sand, bulk_density,
-                                      angle_deg, *, h, omega, b, q=0.0, n_h=2.0, n_v=2.0, dielectric="mironov",
-                                      teff="choudhury", atmosphere=None, freq_hz=SMAP_FREQ_HZ, porosity=None,
-                                      multi_angle=False):
-    """TB and its analytic derivative with respect to soil moisture (forward mode).
-
-    Same arguments as :func:`brightness_temperature` (or, with ``multi_angle=True``, as
-    :func:`brightness_temperature_multiangle`).
-
-    Returns
-    -------
-    tb_h, tb_v : arrays (K)
-    dtbh_dsm, dtbv_dsm : arrays of the same shape (K per m3 m-3), usually negative
-    """
-    return _evaluate(sm, t_soil_surface, t_soil_deep, t_canopy, vwc, clay, sand, bulk_density, angle_deg, h=h,
-                     omega=omega, b=b, q=q, n_h=n_h, n_v=n_v, dielectric=dielectric, teff=teff,
-                     atmosphere=atmosphere, freq_hz=freq_hz, porosity=porosity, multi_angle=multi_angle,
-                     derivative=True)
-
-
-for _f in (brightness_temperature, brightness_temperature_multiangle, brightness_temperature_derivative):
+for _f in (brightness_temperature, brightness_temperature_multiangle):
     _f.__doc__ += _DOC_ARGS
 
 

@@ -203,17 +203,32 @@ class Domain:
         cols = np.arange(self.col0, self.col0 + self.ncols, dtype=np.int64)
         return (rows[:, None] * M01.n_cols + cols[None, :]).ravel()
 
-    def parent(self, name: str):
-        """Global (row, col) of the parent cell on a nested grid (M03, M09, M36), per cell (n_cells,)."""
+    def parent(self, name: str, cells=None):
+        """Global (row, col) of the parent pixel on a nested grid (M03, M09, M36) of every cell (n_cells,),
+        or of the local cells ``cells`` (row-major local indices).
+
+        The one rule that maps a 1 km cell to its coarse pixel: (row // n, col // n) in global indices,
+        n the nesting factor (:data:`NEST`). Non-nested grids (M25) have no parent: see :meth:`overlap`.
+        """
         if name not in NEST:
             raise KeyError(f"{name!r} does not nest in M01; valid: {', '.join(NEST)} (use overlap() for M25)")
         n = NEST[name]
-        rows = np.arange(self.row0, self.row0 + self.nrows) // n
-        cols = np.arange(self.col0, self.col0 + self.ncols) // n
-        rr, cc = np.meshgrid(rows, cols, indexing="ij")
-        return rr.ravel(), cc.ravel()
+        local = np.arange(self.n_cells) if cells is None else np.asarray(cells, np.int64)
+        r, c = np.divmod(local, self.ncols)
+        return (r + self.row0) // n, (c + self.col0) // n
+
+    def pixel_index(self, name: str = "M36") -> np.ndarray:
+        """Row-major index of every cell's parent pixel among the domain's pixels of a nested grid (n_cells,).
+
+        The domain's pixels are numbered row by row (``coarse_shape(name)`` of them); a domain starts on
+        a pixel corner, so pixel 0 holds cell 0.
+        """
+        r, c = self.parent(name)
+        n = NEST[name]
+        return (r - self.row0 // n) * (self.ncols // n) + (c - self.col0 // n)
 
     def coarse_shape(self, name: str = "M36"):
+        """(rows, cols) of the domain's pixels of a nested grid."""
         n = NEST[name]
         return self.nrows // n, self.ncols // n
 
@@ -244,12 +259,6 @@ class Domain:
         frac = (frr[:, None] * frc[None, :]).ravel()
         order = np.lexsort((col, row, cell))
         return cell[order], row[order], col[order], frac[order]
-
-    def subdomain(self, rows: slice, cols: slice) -> Domain:
-        """The sub-rectangle given by 1 km row and column slices (whole 36 km pixels)."""
-        r0, r1, _ = rows.indices(self.nrows)
-        c0, c1, _ = cols.indices(self.ncols)
-        return Domain(self.row0 + r0, self.col0 + c0, r1 - r0, c1 - c0, self.land[r0:r1, c0:c1])
 
     def summary(self) -> dict:
         lat, lon = xy_to_latlon(np.array([self.x[0], self.x[-1]]), np.array([self.y[0], self.y[-1]]))

@@ -67,21 +67,27 @@ import math
 
 import numpy as np
 
+from smda.constants import (
+    CP_AIR,
+    GRAVITY,
+    KARMAN,
+    LS,
+    LV,
+    R_DRY,
+    RHO_WATER,
+    SIGMA,
+    T_FREEZE,
+    saturation_vapour_pressure,
+    saturation_vapour_pressure_slope,
+    specific_humidity,
+    specific_humidity_slope,
+)
 from smda.jit import inline, kernel
 from smda.model.soil import P, SoilParameters
 from smda.model.state import State, V
+from smda.variables import VARIABLES
 
-# physical constants
-SIGMA = 5.670374419e-8      # W m-2 K-4
-CP_AIR = 1004.64            # J kg-1 K-1
-R_DRY = 287.05              # J kg-1 K-1
-LV = 2.501e6                # J kg-1
-LS = 2.834e6                # J kg-1
-T_FREEZE = 273.15           # K
-RHO_W = 1000.0              # kg m-3
-KARMAN = 0.4
-GRAVITY = 9.81
-# model constants
+# model constants (physical constants: smda.constants)
 TAU_S = 86400.0             # force-restore period
 CV_VEG = 2.0e-5             # K m2 J-1, vegetation thermal coefficient (Noilhan & Planton 1989)
 Z_REF_M = 10.0              # reference height of wind and air temperature
@@ -94,26 +100,12 @@ RSMAX = 5000.0              # s m-1
 RGL = 100.0                 # W m-2 (crops)
 SNOW_FLAG_KG_M2 = 1.0
 
-FLUXES = ("evaporation", "transpiration", "interception_loss", "surface_runoff", "drainage",
+# flux rows of Fluxes.data (the kernel writes them by index); units and long names in smda.variables
+FLUXES = ("soil_evaporation", "transpiration", "interception_loss", "surface_runoff", "drainage",
           "sensible_heat", "latent_heat", "ground_heat", "net_radiation", "snowmelt")
 F = {name: i for i, name in enumerate(FLUXES)}
-FLUX_UNITS = {
-    "evaporation": ("kg m-2 s-1", "bare soil evaporation plus snow sublimation (negative: condensation)"),
-    "transpiration": ("kg m-2 s-1", "transpiration"),
-    "interception_loss": ("kg m-2 s-1", "evaporation of canopy intercepted water"),
-    "surface_runoff": ("kg m-2 s-1", "surface runoff (infiltration excess plus saturation excess)"),
-    "drainage": ("kg m-2 s-1", "drainage at the bottom of the root zone"),
-    "sensible_heat": ("W m-2", "upward sensible heat flux"),
-    "latent_heat": ("W m-2", "upward latent heat flux"),
-    "ground_heat": ("W m-2", "heat flux into skin and soil (residual Rn - H - LE)"),
-    "net_radiation": ("W m-2", "net radiation at the surface"),
-    "snowmelt": ("kg m-2 s-1", "snowmelt (internal transfer, not part of the budget)"),
-}
 FLAGS = ("frozen", "snow")
 FORCING = ("precip", "sw_down", "lw_down", "t_air", "q_air", "p_surf", "wind")
-# plausible ranges for the optional forcing check
-FORCING_RANGES = {"precip": (0.0, 0.1), "sw_down": (0.0, 1500.0), "lw_down": (30.0, 700.0),
-                  "t_air": (180.0, 340.0), "q_air": (0.0, 0.06), "p_surf": (3.0e4, 1.1e5), "wind": (0.0, 80.0)}
 
 # row indices of the packed parameter table (compile-time constants for numba)
 _P_A = P["a"]
@@ -141,7 +133,7 @@ _P_Z0_VEG_M = P["z0_veg_m"]
 class Fluxes:
     """Preallocated per-step diagnostics.
 
-    ``data`` (n_fluxes, n_cells, n_members) float64 in ``FLUXES`` order (units in ``FLUX_UNITS``),
+    ``data`` (n_fluxes, n_cells, n_members) float64 in ``FLUXES`` order (units in ``smda.variables``),
     ``flags`` (2, n_cells, n_members) uint8 in ``FLAGS`` order; attribute access gives
     (n_cells, n_members) views (``fluxes.latent_heat``, ``fluxes.frozen`` as bool).
     """
@@ -170,15 +162,21 @@ class Fluxes:
 @inline
 def _qsat(t, p):
     """Saturation specific humidity (kg kg-1) and its T-derivative, Bolton (1980) over water."""
-    es = 611.2 * math.exp(17.67 * (t - 273.15) / (t - 29.65))
-    des = es * 17.67 * 243.5 / ((t - 29.65) * (t - 29.65))
+    es = saturation_vapour_pressure(t)
+    des = saturation_vapour_pressure_slope(t, es)
     if es > 0.5 * p:
         es = 0.5 * p
         des = 0.0
-    den = p - 0.378 * es
-    q = 0.622 * es / den
-    dq = 0.622 * p / (den * den) * des
-    return q, dq
+    return specific_humidity(es, p), specific_humidity_slope(es, p) * des
+
+
+@inline
+def _withdraw(rate, store, dt):
+    """A loss ``rate`` (kg m-2 s-1) from ``store`` (kg m-2) over ``dt`` s, capped at what the store holds:
+    (rate taken, store left)."""
+    if rate * dt >= store:
+        return store / dt, 0.0
+    return rate, store - rate * dt
 
 
 @kernel
@@ -211,7 +209,7 @@ def _step_kernel(x, precip, sw_down, lw_down, t_air, q_air, p_surf, wind, par, f
         lg = math.log(Z_REF_M / z0)
         chn = KARMAN * KARMAN / (lg * lg)
         wrmax = WRMAX_PER_LAI * veg * lai[i]
-        rhod2 = RHO_W * d2
+        rhod2 = RHO_WATER * d2
         drain_frac = 1.0 - math.exp(-c3 * dt / TAU_S)
         c1exp = 0.5 * b + 1.0
         cgexp = b / (2.0 * math.log(10.0))
@@ -290,17 +288,9 @@ def _step_kernel(x, precip, sw_down, lw_down, t_air, q_air, p_surf, wind, par, f
             # snow: snowfall, sublimation / deposition, degree-day melt
             swe1 = swe + snowfall * dt
             es = psn * ep
-            if es * dt >= swe1:
-                es = swe1 / dt
-                swe1 = 0.0
-            else:
-                swe1 -= es * dt
+            es, swe1 = _withdraw(es, swe1, dt)
             melt = DDF * max(ta - T_FREEZE, 0.0)
-            if melt * dt >= swe1:
-                melt = swe1 / dt
-                swe1 = 0.0
-            else:
-                swe1 -= melt * dt
+            melt, swe1 = _withdraw(melt, swe1, dt)
             # canopy: interception, evaporation of intercepted water or dew, drip
             rain_c = fvs * rain
             wr1 = wr + rain_c * dt
@@ -308,18 +298,14 @@ def _step_kernel(x, precip, sw_down, lw_down, t_air, q_air, p_surf, wind, par, f
                 ei = fvs * delta * ep
             else:
                 ei = fvs * ep
-            if ei * dt >= wr1:
-                ei = wr1 / dt
-                wr1 = 0.0
-            else:
-                wr1 -= ei * dt
+            ei, wr1 = _withdraw(ei, wr1, dt)
             drip = 0.0
             if wr1 > wrmax:
                 drip = (wr1 - wrmax) / dt
                 wr1 = wrmax
             # soil input, infiltration excess
             pin = (rain - rain_c) + drip + melt
-            icap = RHO_W * ks * (1.0 + b * (1.0 - wg / wsat))
+            icap = RHO_WATER * ks * (1.0 + b * (1.0 - wg / wsat))
             r_inf = max(pin - icap, 0.0)
             infil = pin - r_inf
             # transpiration (root zone, stops at wilting point)
@@ -361,7 +347,7 @@ def _step_kernel(x, precip, sw_down, lw_down, t_air, q_air, p_surf, wind, par, f
             wgeq = wsat * (xr - a_eq * xp * (1.0 - xp8))
             wgeq = max(wgeq, wres)
             k2 = dt * c2 / TAU_S
-            wg1 = (wg + dt * c1 / (RHO_W * d1) * (infil - eg) + k2 * wgeq) / (1.0 + k2)
+            wg1 = (wg + dt * c1 / (RHO_WATER * d1) * (infil - eg) + k2 * wgeq) / (1.0 + k2)
             wg1 = min(max(wg1, wres), wsat)
             # ---- store state
             x[i, 0, j] = wg1
@@ -389,7 +375,7 @@ def _step_kernel(x, precip, sw_down, lw_down, t_air, q_air, p_surf, wind, par, f
 
 
 def check_forcing(forcing, n_cells, n_members):
-    """Check names, shapes and plausible ranges of one step's forcing; raise ValueError listing problems."""
+    """Check names, shapes and bounds (``smda.variables``) of one step's forcing; raise ValueError listing problems."""
     errors = []
     for name in FORCING:
         if name not in forcing:
@@ -399,7 +385,7 @@ def check_forcing(forcing, n_cells, n_members):
         if a.shape not in ((n_cells, n_members), (n_cells,)):
             errors.append(f"forcing {name!r} has shape {a.shape}, expected ({n_cells}, {n_members}) or ({n_cells},)")
             continue
-        lo, hi = FORCING_RANGES[name]
+        lo, hi = VARIABLES[name].lower, VARIABLES[name].upper
         if not np.all(np.isfinite(a)) or np.any(a < lo) or np.any(a > hi):
             errors.append(f"forcing {name!r} outside [{lo}, {hi}] or not finite")
     if errors:
@@ -470,7 +456,7 @@ def step(state, forcing, params, veg, dt_s, fluxes, check=False):
 
 
 # water-budget terms (FLUXES names) leaving the land per unit area, used by conservation checks
-WATER_LOSSES = ("evaporation", "transpiration", "interception_loss", "surface_runoff", "drainage")
+WATER_LOSSES = ("soil_evaporation", "transpiration", "interception_loss", "surface_runoff", "drainage")
 assert all(k in F for k in WATER_LOSSES)
 assert V["sm_surface"] == 0 and V["sm_rootzone"] == 1 and V["t_skin"] == 2 and V["t_deep"] == 3 \
     and V["swe"] == 4 and V["canopy_water"] == 5

@@ -36,17 +36,14 @@ albedo ``albedo`` (0.20), emissivity ``emissivity`` (0.97), minimum stomatal res
 
 import numpy as np
 
+from smda.variables import VARIABLES
+
 # Order of the rows of SoilParameters.packed; smda.model.lsm indexes the packed table with these.
+# Units, long names and valid ranges: smda.variables.
 PARAMETER_NAMES = (
     "sand", "clay", "wsat", "wwilt", "wfc", "wres", "b", "c1sat", "c2ref", "c3", "a", "p", "cgsat",
     "ks_m_s", "psi_s_m", "d1_m", "d2_m", "albedo", "emissivity", "rsmin_s_m", "z0_soil_m", "z0_veg_m",
 )
-PARAMETER_UNITS = {
-    "sand": "1", "clay": "1", "wsat": "m3 m-3", "wwilt": "m3 m-3", "wfc": "m3 m-3", "wres": "m3 m-3",
-    "b": "1", "c1sat": "1", "c2ref": "1", "c3": "1", "a": "1", "p": "1", "cgsat": "K m2 J-1",
-    "ks_m_s": "m s-1", "psi_s_m": "m", "d1_m": "m", "d2_m": "m", "albedo": "1", "emissivity": "1",
-    "rsmin_s_m": "s m-1", "z0_soil_m": "m", "z0_veg_m": "m",
-}
 P = {name: i for i, name in enumerate(PARAMETER_NAMES)}
 
 _DEFAULTS = {"d1_m": 0.05, "d2_m": 1.0, "albedo": 0.20, "emissivity": 0.97, "rsmin_s_m": 40.0,
@@ -145,7 +142,9 @@ class SoilParameters:
         return SoilParameters(self.packed[:, index])
 
 
-def _check_range(name, value, lo, hi):
+def _check_range(name, value):
+    """Finite and inside the bounds of ``name`` in ``smda.variables``."""
+    lo, hi = VARIABLES[name].lower, VARIABLES[name].upper
     if not np.all(np.isfinite(value)):
         raise ValueError(f"soil parameter {name!r} has non-finite values")
     if np.any(value < lo) or np.any(value > hi):
@@ -161,7 +160,7 @@ def soil_parameters(sand, clay, **overrides):
     sand, clay : array_like, shape (n_cells,)
         Sand and clay mass fractions, 0-1, sand + clay <= 1.
     **overrides : float or array_like (n_cells,)
-        Replace any parameter of ``PARAMETER_NAMES`` (units in ``PARAMETER_UNITS``) for all or
+        Replace any parameter of ``PARAMETER_NAMES`` (units in ``smda.variables``) for all or
         individual cells.
 
     Returns
@@ -181,8 +180,8 @@ def soil_parameters(sand, clay, **overrides):
     if sand.ndim != 1 or sand.shape != clay.shape:
         raise ValueError(f"sand and clay must be 1-D arrays of equal shape (n_cells,), got {sand.shape} "
                          f"and {clay.shape}")
-    _check_range("sand", sand, 0.0, 1.0)
-    _check_range("clay", clay, 0.0, 1.0)
+    _check_range("sand", sand)
+    _check_range("clay", clay)
     if np.any(sand + clay > 1.0 + 1e-12):
         raise ValueError("sand + clay must not exceed 1")
     unknown = sorted(set(overrides) - set(PARAMETER_NAMES))
@@ -208,16 +207,11 @@ def soil_parameters(sand, clay, **overrides):
     for i, name in enumerate(PARAMETER_NAMES):
         packed[i] = values[name]
     params = SoilParameters(packed)
-    _check_range("wsat", params.wsat, 0.05, 0.95)
+    for name in PARAMETER_NAMES:
+        _check_range(name, params[name])
     for lo, hi in (("wres", "wwilt"), ("wwilt", "wfc"), ("wfc", "wsat")):
         if np.any(params[lo] <= 0) or np.any(params[lo] >= params[hi]):
             raise ValueError(f"soil parameters need 0 < {lo} < {hi} in every cell")
-    for name in ("b", "c1sat", "c2ref", "c3", "a", "p", "cgsat", "ks_m_s", "d1_m", "rsmin_s_m",
-                 "z0_soil_m", "z0_veg_m"):
-        _check_range(name, params[name], 1e-12, np.inf)
-    _check_range("d2_m", params.d2_m, 0.1, 10.0)
     if np.any(params.d1_m >= params.d2_m):
         raise ValueError("d1_m must be smaller than d2_m")
-    _check_range("albedo", params.albedo, 0.0, 1.0)
-    _check_range("emissivity", params.emissivity, 0.5, 1.0)
     return params

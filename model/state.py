@@ -3,7 +3,7 @@
 Layout
 ------
 All prognostic variables live in ONE float64 block ``data`` of shape (n_cells, n_vars, n_members),
-C-contiguous, in the order of ``VARIABLES``::
+C-contiguous, in the order of ``VARIABLES`` (units, long names and bounds in ``smda.variables``)::
 
     sm_surface    m3 m-3   volumetric water content of the 0-d1 (0-5 cm) surface layer (ISBA wg)
     sm_rootzone   m3 m-3   mean volumetric water content of the 0-d2 (0-1 m) column (ISBA w2)
@@ -31,22 +31,12 @@ surface value inside it (Noilhan & Planton 1989). The water stored per cell and 
 
 import numpy as np
 
+from smda.constants import RHO_WATER
 from smda.model.soil import SoilParameters
-
-RHO_WATER = 1000.0  # kg m-3
+from smda.variables import bounds
 
 VARIABLES = ("sm_surface", "sm_rootzone", "t_skin", "t_deep", "swe", "canopy_water")
 V = {name: i for i, name in enumerate(VARIABLES)}
-
-# name: (units, long name, lower bound, upper bound); a string bound names a soil parameter (per cell).
-REGISTRY = {
-    "sm_surface": ("m3 m-3", "volumetric soil water content of the surface layer (0-5 cm)", "wres", "wsat"),
-    "sm_rootzone": ("m3 m-3", "volumetric soil water content of the root zone (0-1 m)", "wres", "wsat"),
-    "t_skin": ("K", "surface skin temperature", 180.0, 360.0),
-    "t_deep": ("K", "deep soil temperature", 200.0, 340.0),
-    "swe": ("kg m-2", "surface snow amount (snow water equivalent)", 0.0, np.inf),
-    "canopy_water": ("kg m-2", "canopy intercepted water", 0.0, np.inf),
-}
 
 
 def _field(value, shape, name):
@@ -58,12 +48,6 @@ def _field(value, shape, name):
         return np.broadcast_to(a, shape)
     except ValueError:
         raise ValueError(f"initial {name!r} of shape {a.shape} does not broadcast to {shape}") from None
-
-
-def _bound(spec, params, n_cells):
-    if isinstance(spec, str):
-        return params[spec]
-    return np.full(n_cells, spec)
 
 
 class State:
@@ -176,18 +160,13 @@ class State:
             raise ValueError(f"unknown state variable(s) {bad}; valid: {', '.join(VARIABLES)}")
         return [V[n] for n in names]
 
-    def bounds(self, name, params):
-        """(lower, upper) bounds of variable ``name``, each (n_cells,)."""
-        units, long_name, lo, hi = REGISTRY[name]
-        return _bound(lo, params, self.n_cells), _bound(hi, params, self.n_cells)
-
     def clip_to_bounds(self, params, names=VARIABLES):
-        """Clip variables to their physical bounds in place (e.g. after an analysis).
+        """Clip variables to their physical bounds (``smda.variables``) in place (e.g. after an analysis).
 
         Note: clipping changes the water storage; the caller accounts for analysis increments.
         """
         for name in names:
-            lo, hi = self.bounds(name, params)
+            lo, hi = bounds(name, params)
             v = self[name]
             np.clip(v, lo[:, None], hi[:, None], out=v)
 

@@ -1,10 +1,11 @@
 """Domain decomposition: blocks of whole coarse pixels balanced by land-cell count.
 
-Pixels (36 km by default) are taken in row-major order and cut into ``n_ranks`` contiguous runs of
-nearly equal land-cell count (prefix sums). Each rank holds all members of the land cells of its
-pixels, ordered pixel-major: pixel by pixel in row-major pixel order, row-major inside a pixel. That
-order makes every pixel's cells a contiguous slice, so per-pixel partial sums can be formed on any
-rank and added in pixel order, which keeps results independent of the number of ranks.
+The domain's 36 km pixels (:meth:`smda.model.grid.Domain.pixel_index`) are taken in row-major order
+and cut into ``n_ranks`` contiguous runs of nearly equal land-cell count (prefix sums). Each rank
+holds all members of the land cells of its pixels, ordered pixel-major: pixel by pixel in row-major
+pixel order, row-major inside a pixel. That order makes every pixel's cells a contiguous slice, so
+per-pixel partial sums can be formed on any rank and added in pixel order, which keeps results
+independent of the number of ranks.
 """
 
 from __future__ import annotations
@@ -13,13 +14,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from smda.model.grid import Domain
+
+GRID = "M36"  # the decomposition pixels
+
 
 @dataclass(frozen=True)
 class Decomposition:
-    """rank_of_pixel: (npr, npc) owner of each coarse pixel; block: pixel size in 1 km cells."""
+    """rank_of_pixel: (n_pixels,) owner of each pixel (row-major); pixel: (n_cells,) the pixel of every
+    domain cell; land: (n_cells,) bool."""
 
     rank_of_pixel: np.ndarray
-    block: int
+    pixel: np.ndarray
     land: np.ndarray
 
     @property
@@ -30,23 +36,17 @@ class Decomposition:
         """Local (row-major domain) indices of the land cells of ``rank``, pixel-major (int64)."""
         return self._order()[self._owner()[self._order()] == rank]
 
-    def pixel_of_cell(self) -> np.ndarray:
-        """Row-major pixel index of every domain cell (n_cells,)."""
-        nr, nc = self.land.shape
-        b = self.block
-        return ((np.arange(nr)[:, None] // b) * (nc // b) + np.arange(nc)[None, :] // b).ravel()
-
     def _owner(self) -> np.ndarray:
-        return self.rank_of_pixel.ravel()[self.pixel_of_cell()]
+        return self.rank_of_pixel[self.pixel]
 
     def _order(self) -> np.ndarray:
         """All land cells, pixel-major."""
-        land = np.flatnonzero(self.land.ravel())
-        return land[np.argsort(self.pixel_of_cell()[land], kind="stable")]
+        land = np.flatnonzero(self.land)
+        return land[np.argsort(self.pixel[land], kind="stable")]
 
     def pixel_slices(self, rank: int):
         """(pixel index, start, stop) of each pixel's contiguous run in ``cells(rank)``."""
-        pix = self.pixel_of_cell()[self.cells(rank)]
+        pix = self.pixel[self.cells(rank)]
         if pix.size == 0:
             return []
         starts = np.flatnonzero(np.r_[True, pix[1:] != pix[:-1]])
@@ -54,13 +54,12 @@ class Decomposition:
         return [(int(pix[s]), int(s), int(e)) for s, e in zip(starts, stops, strict=True)]
 
 
-def decompose(land: np.ndarray, n_ranks: int, block: int = 36) -> Decomposition:
+def decompose(domain: Domain, n_ranks: int) -> Decomposition:
     """Split the domain's pixels among ``n_ranks`` ranks, balancing land cells."""
-    land = np.asarray(land, bool)
-    nr, nc = land.shape
-    if nr % block or nc % block:
-        raise ValueError(f"domain {land.shape} is not made of whole {block}-cell pixels")
-    counts = land.reshape(nr // block, block, nc // block, block).sum(axis=(1, 3)).ravel()
+    pixel = domain.pixel_index(GRID)
+    land = domain.land.ravel()
+    nr, nc = domain.coarse_shape(GRID)
+    counts = np.bincount(pixel[land], minlength=nr * nc)
     n_land_pixels = int(np.count_nonzero(counts))
     if n_ranks < 1:
         raise ValueError("need at least one rank")
@@ -79,4 +78,4 @@ def decompose(land: np.ndarray, n_ranks: int, block: int = 36) -> Decomposition:
     for i in range(1, rank.size):
         if counts[i] == 0:
             rank[i] = rank[i - 1]
-    return Decomposition(rank.reshape(nr // block, nc // block), block, land)
+    return Decomposition(rank, pixel, land)

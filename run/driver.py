@@ -27,6 +27,7 @@ import pandas as pd
 
 from smda.assimilation.filters import FILTERS, make_filter
 from smda.assimilation.observations import bias
+from smda.assimilation.observations.operator import flag_too_few_cells
 from smda.assimilation.observations.qc import model_screening
 from smda.assimilation.observations.readers import read as read_product
 from smda.assimilation.observations.synthetic import (
@@ -39,9 +40,10 @@ from smda.assimilation.observations.synthetic import (
     synthetic_ndvi,
 )
 from smda.assimilation.observations.table import ObsTable
+from smda.constants import T_FREEZE
 from smda.model import emission, lsm
 from smda.model.grid import GRIDS
-from smda.model.state import REGISTRY, State
+from smda.model.state import State
 from smda.model.streams import normal_field
 from smda.run import restart
 from smda.run.aggregate import PixelAggregator
@@ -49,12 +51,15 @@ from smda.run.experiment import Experiment, build, expand_paths
 from smda.run.namelist import Namelist
 from smda.run.products import finish, obs_frame
 from smda.run.progress import Progress
+from smda.variables import bounds
 
 log = logging.getLogger(__name__)
 
 STATE_OUT = ("sm_surface", "sm_rootzone", "t_skin", "t_deep")
-FLUX_OUT = {"evaporation": ("evaporation", "transpiration", "interception_loss"), "runoff": ("surface_runoff",),
-            "drainage": ("drainage",), "latent_heat": ("latent_heat",), "sensible_heat": ("sensible_heat",)}
+# daily outputs (smda.variables names) as sums of model fluxes (smda.model.lsm.FLUXES)
+FLUX_OUT = {"evapotranspiration": ("soil_evaporation", "transpiration", "interception_loss"),
+            "runoff": ("surface_runoff",), "drainage": ("drainage",), "latent_heat": ("latent_heat",),
+            "sensible_heat": ("sensible_heat",)}
 LST_LOCAL_HOUR = 10.5  # MODIS Terra overpass, local solar time
 
 
@@ -177,6 +182,8 @@ class Driver:
 
     # ------------------------------------------------------------------ the loop
     def run(self, stop_after_days=None):
+        """Advance from ``step0`` (0, a restart's step, or where the previous call stopped) to the end of
+        the period, or by ``stop_after_days``; returns the step reached."""
         exp, nl = self.exp, self.nl
         last = self.n_steps if stop_after_days is None else min(
             self.n_steps, self.step0 + int(round(stop_after_days * self.steps_per_day)))
@@ -209,6 +216,7 @@ class Driver:
             prog.update(k + 1 - self.step0, t1)
         self.rate = prog.rate()
         self.wall = prog.elapsed
+        self.step0 = last
         return last
 
     def _step(self, k, t, veg):
@@ -227,14 +235,16 @@ class Driver:
             self.analysis.step(self.forcing, exp, veg, self.dt)
 
     # ------------------------------------------------------------------ observations and analysis
-    def _tb(self, state: State, veg, angle_deg=None):
-        """1 km TB (H, V) of every member at ``angle_deg`` (default: observations.angle_deg), K."""
+    def _tb(self, state: State, veg, angles_deg=None):
+        """1 km TB (H, V) of every member, K: (n, N) at observations.angle_deg, or (n, N, n_angles) at
+        each of ``angles_deg`` (one RTM call for all the angles of an observation set)."""
         exp, o = self.exp, self.nl.observations
-        return emission.brightness_temperature(
-            state.sm_surface, state.t_skin, state.t_deep, state.t_skin, veg["vwc"], exp.static["clay"],
-            exp.static["sand"], exp.bulk_density, o.angle_deg if angle_deg is None else float(angle_deg),
-            dielectric=o.dielectric, teff=o.teff,
-            porosity=exp.soil["wsat"], **exp.tau_omega)
+        args = (state.sm_surface, state.t_skin, state.t_deep, state.t_skin, veg["vwc"], exp.static["clay"],
+                exp.static["sand"], exp.bulk_density)
+        kw = dict(dielectric=o.dielectric, teff=o.teff, porosity=exp.soil["wsat"], **exp.tau_omega)
+        if angles_deg is None:
+            return emission.brightness_temperature(*args, o.angle_deg, **kw)
+        return emission.brightness_temperature_multiangle(*args, angles_deg, **kw)
 
     def _synthetic_obs(self, k, t, seen, veg):
         """Synthetic coarse observations of the truth at step ``k`` for the pixels ``seen``, and the
@@ -266,16 +276,16 @@ class Driver:
         """Model equivalents HX (n_obs, N) of ``table`` from a model run (TB at each row's angle and
         polarization, or surface SM), the footprint means used for screening, and the inside fractions."""
         N = run.state.n_members
-        fields, col = [], np.zeros(len(table), np.int64)
         if self.nl.observations.kind == "tb":
-            angle = np.round(table.angle_deg, 1)
-            for i, a in enumerate(np.unique(angle)):
-                fields += self._tb(run.state, veg, a)
-                col[angle == a] = 2 * i + (table.pol[angle == a] == "V")
+            angles, which = np.unique(np.round(table.angle_deg, 1), return_inverse=True)
+            tbh, tbv = self._tb(run.state, veg, angles)  # (n, N, n_angles)
+            # field columns: angle by angle, H then V, members inner; an observation's block is 2 angle + V
+            fields = [np.stack([tbh, tbv], axis=1).transpose(0, 3, 1, 2).reshape(tbh.shape[0], -1)]
+            col = 2 * which + (table.pol == "V")
         else:
-            fields.append(np.ascontiguousarray(run.state.sm_surface))
+            fields, col = [np.ascontiguousarray(run.state.sm_surface)], np.zeros(len(table), np.int64)
         # frozen soil: the deep (daily-mean) soil temperature below 0 C, not a frosty dawn skin
-        fields.append(np.stack([run.state.t_deep.mean(axis=1), (run.state.t_deep < lsm.T_FREEZE).mean(axis=1),
+        fields.append(np.stack([run.state.t_deep.mean(axis=1), (run.state.t_deep < T_FREEZE).mean(axis=1),
                                 run.fluxes.snow.mean(axis=1), self.rain_ring.sum(axis=0)], axis=1))
         mean, inside = agg.mean(np.concatenate(fields, axis=1), self.nl.observations.min_inside_fraction)
         hx = np.take_along_axis(mean, col[:, None] * N + np.arange(N)[None, :], axis=1)
@@ -295,7 +305,7 @@ class Driver:
         agg = PixelAggregator(table, exp, kind=kind, fov_km=np.where(table.fov_km > 0, table.fov_km, o.fov_km))
         ens = self.analysis if self.analysis is not None else self.openloop
         hx, scr, inside = self._equivalents(ens, veg, table, agg)
-        table = table.with_qc(inside < o.min_inside_fraction, "too_few_cells")
+        table = flag_too_few_cells(table, inside, o.min_inside_fraction)
         table = model_screening(table, t_soil_K=scr[:, 0], frozen_fraction=scr[:, 1], snow_fraction=scr[:, 2],
                                 water_fraction=0.0, rain_24h_mm=scr[:, 3], heavy_rain_mm=o.heavy_rain_mm)
         ok = table.accepted & np.all(np.isfinite(hx), axis=1)
@@ -336,12 +346,10 @@ class Driver:
         """(n, k, N) array of the updated variables, per-cell bounds, and the write-back function."""
         st, names = self.analysis.state, self.nl.assimilation.update
         X = st.gather(names)
-        lo = np.stack([self._bound(REGISTRY[v][2]) for v in names], axis=1)
-        hi = np.stack([self._bound(REGISTRY[v][3]) for v in names], axis=1)
+        per_var = [bounds(v, self.exp.soil) for v in names]
+        lo = np.stack([lo for lo, _ in per_var], axis=1)
+        hi = np.stack([hi for _, hi in per_var], axis=1)
         return X, lo, hi, lambda Xa: st.scatter(names, Xa)
-
-    def _bound(self, spec):
-        return self.exp.soil[spec] if isinstance(spec, str) else np.full(self.exp.n, float(spec))
 
     # ------------------------------------------------------------------ history (gathered on rank 0)
     def gather(self, a: np.ndarray):

@@ -8,6 +8,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from smda.model.grid import GRIDS  # noqa: E402
+
 ORDER = ("truth", "satellite", "openloop", "analysis", "dispatch", "empirical", "random_forest")
 
 
@@ -30,16 +32,18 @@ def skill_figures(fig_dir, grids: dict, times, table, domain) -> list:
     truth = grids["truth"][i]
     vmin, vmax = np.nanpercentile(truth, 2), np.nanpercentile(truth, 98)
     ext = np.array([domain.x[0], domain.x[-1], domain.y[-1], domain.y[0]]) / 1000.0
+    n_rows, n_cols = domain.coarse_shape("M36")
+    pixel_km = GRIDS["M36"].km
     fig, axes = plt.subplots(1, len(names), figsize=(3.1 * len(names), 3.2), constrained_layout=True)
     for ax, n in zip(np.atleast_1d(axes), names, strict=True):
         im = ax.imshow(grids[n][i], vmin=vmin, vmax=vmax, cmap="YlGnBu", extent=ext)
         ax.set_title(n)
         ax.set_xticks([])
         ax.set_yticks([])
-        for k in range(1, domain.ncols // 36):
-            ax.axvline(ext[0] + k * 36 * 1.000895, color="k", lw=0.5)
-        for k in range(1, domain.nrows // 36):
-            ax.axhline(ext[3] - k * 36 * 1.000895, color="k", lw=0.5)
+        for k in range(1, n_cols):
+            ax.axvline(ext[0] + k * pixel_km, color="k", lw=0.5)
+        for k in range(1, n_rows):
+            ax.axhline(ext[3] - k * pixel_km, color="k", lw=0.5)
     fig.colorbar(im, ax=axes, shrink=0.8, label="surface soil moisture (m3 m-3)")
     fig.suptitle(f"0-5 cm soil moisture on {str(times[i])[:16]} UTC (36 km pixel edges)")
     paths.append(_save(fig, fig_dir / "maps.png"))

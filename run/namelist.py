@@ -26,7 +26,6 @@ from smda.model.emission import TEFF_MODELS
 from smda.run.schema import NamelistError, build, key, section, to_plain
 from smda.run.validate import ValidationSettings
 
-DEFAULT_NAMELIST = Path(__file__).resolve().parent.parent / "namelists" / "osse_default.yaml"
 UPDATABLE = ("sm_surface", "sm_rootzone", "t_skin", "t_deep")
 _PERTURB = PerturbationSettings()  # the defaults of the perturbation keys
 _VALIDATE = ValidationSettings()  # the defaults of the validation keys
@@ -256,9 +255,9 @@ def _apply_override(data, text, lines):
     lines[tuple(keys)] = "--set"
 
 
-def load(path=None, overrides=()) -> Namelist:
-    """Load, validate and resolve a namelist file (default: the embedded twin experiment)."""
-    path = Path(path) if path is not None else DEFAULT_NAMELIST
+def load(path, overrides=()) -> Namelist:
+    """Load, validate and resolve a namelist file, with ``--set`` style ``overrides`` ("a.b=value")."""
+    path = Path(path)
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -283,4 +282,4 @@ def dump(nl: Namelist) -> str:
     return yaml.safe_dump(to_plain(nl), sort_keys=False, default_flow_style=None)
 
 
-__all__ = ["Namelist", "NamelistError", "load", "dump", "DEFAULT_NAMELIST"]
+__all__ = ["Namelist", "NamelistError", "load", "dump"]

@@ -1,4 +1,4 @@
-"""CF-1.8 netCDF output on the EASE-Grid 2.0 domain: the variable registry and the safe writer.
+"""CF-1.8 netCDF output on the EASE-Grid 2.0 domain: CF attributes from ``smda.variables`` and the safe writer.
 
 Every file has x/y projection coordinates (m), 2-D lat/lon, the ``crs`` grid mapping
 (lambert_cylindrical_equal_area, EPSG:6933), standard names and units on every data variable,
@@ -17,52 +17,41 @@ import xarray as xr
 
 from smda import __version__
 from smda.model.grid import EPSG, STANDARD_PARALLEL, WGS84_A, WGS84_F, Domain
+from smda.variables import VARIABLES
 
 log = logging.getLogger(__name__)
 
-# name: (standard_name or "", units, long_name)
-VARIABLES = {
-    "sm_surface": ("volume_fraction_of_condensed_water_in_soil", "m3 m-3", "soil moisture of the 0-5 cm layer"),
-    "sm_rootzone": ("volume_fraction_of_condensed_water_in_soil", "m3 m-3", "soil moisture of the 0-1 m root zone"),
-    "t_skin": ("surface_temperature", "K", "skin temperature (land surface temperature)"),
-    "t_deep": ("soil_temperature", "K", "deep soil temperature"),
-    "swe": ("surface_snow_amount", "kg m-2", "snow water equivalent"),
-    "canopy_water": ("canopy_water_amount", "kg m-2", "water intercepted by the canopy"),
-    "tb_h": ("", "K", "L-band brightness temperature, horizontal polarization"),
-    "tb_v": ("", "K", "L-band brightness temperature, vertical polarization"),
-    "evaporation": ("water_evapotranspiration_flux", "kg m-2 s-1", "evapotranspiration"),
-    "runoff": ("surface_runoff_flux", "kg m-2 s-1", "surface runoff"),
-    "drainage": ("subsurface_runoff_flux", "kg m-2 s-1", "drainage at the bottom of the root zone"),
-    "sensible_heat": ("surface_upward_sensible_heat_flux", "W m-2", "sensible heat flux"),
-    "latent_heat": ("surface_upward_latent_heat_flux", "W m-2", "latent heat flux"),
-    "precip": ("precipitation_flux", "kg m-2 s-1", "precipitation"),
-    "lst": ("surface_temperature", "K", "clear-sky land surface temperature (MODIS-like)"),
-    "ndvi": ("normalized_difference_vegetation_index", "1", "normalized difference vegetation index"),
-    "sand": ("", "1", "sand mass fraction"),
-    "clay": ("", "1", "clay mass fraction"),
-    "elevation": ("height_above_mean_sea_level", "m", "surface elevation"),
-}
-STATS = {"mean": "ensemble mean of ", "spread": "ensemble standard deviation of ", "": ""}
+STATS = {"mean": "ensemble mean of ", "spread": "ensemble standard deviation of "}
+STAGES = ("background", "analysis", "truth", "openloop")
+
+
+def split_name(name: str) -> tuple[str, str, str]:
+    """``<var>[_<stage>][_<stat>]`` -> (var, stage, stat), "" where absent (sm_surface_analysis_mean)."""
+    base, stage, stat = name, "", ""
+    for s in STATS:
+        if base.endswith("_" + s):
+            base, stat = base[: -len(s) - 1], s
+            break
+    for s in STAGES:
+        if base.endswith("_" + s):
+            base, stage = base[: -len(s) - 1], s
+            break
+    return base, stage, stat
 
 
 def variable_attrs(name: str) -> dict:
-    """CF attributes of ``name`` or ``<var>_<stage>_<stat>`` (e.g. sm_surface_analysis_mean)."""
-    base, prefix = name, ""
-    for stat, text in STATS.items():
-        if stat and name.endswith("_" + stat):
-            base, prefix = name[: -len(stat) - 1], text
-            break
-    for stage in ("_background", "_analysis", "_truth", "_openloop"):
-        if base.endswith(stage):
-            base = base[: -len(stage)]
-            prefix += f"{stage[1:]} "
-            break
+    """CF attributes of ``name`` or ``<var>_<stage>_<stat>`` from ``smda.variables``.
+
+    Raises ValueError for a variable the registry does not hold (its units are unknown).
+    """
+    base, stage, stat = split_name(name)
     if base not in VARIABLES:
-        raise KeyError(f"variable {name!r} has no entry in the registry (units unknown); known: {', '.join(VARIABLES)}")
-    std, units, long = VARIABLES[base]
-    attrs = {"units": units, "long_name": prefix + long}
-    if std and "spread" not in name:
-        attrs["standard_name"] = std
+        raise ValueError(f"cannot write {name!r}: {base!r} is not in the variable registry smda.variables, "
+                         "so it has no units; register it there")
+    v = VARIABLES[base]
+    attrs = {"units": v.units, "long_name": STATS.get(stat, "") + (f"{stage} " if stage else "") + v.long_name}
+    if v.standard_name and stat != "spread":
+        attrs["standard_name"] = v.standard_name
     return attrs
 
 
@@ -94,7 +83,8 @@ def domain_coords(domain: Domain) -> dict:
 def write(path: Path, data: dict, *, domain: Domain, times=None, attrs=None, extra=None) -> Path:
     """Write gridded fields to a CF netCDF file atomically.
 
-    data: name -> array (time, y, x) when ``times`` is given, else (y, x); units from the registry.
+    data: name -> array (time, y, x) when ``times`` is given, else (y, x); attributes from
+          ``variable_attrs`` (a name the registry does not hold is refused with ValueError).
     extra: name -> xarray.DataArray of other dimensions (written as given; must carry ``units``).
     """
     path = Path(path)
@@ -109,7 +99,7 @@ def write(path: Path, data: dict, *, domain: Domain, times=None, attrs=None, ext
                                                           "coordinates": "lat lon"})
     for name, da in (extra or {}).items():
         if "units" not in da.attrs:
-            raise KeyError(f"variable {name!r} has no units")
+            raise ValueError(f"cannot write {name!r}: it has no units attribute")
         ds[name] = da
     ds.attrs = {
         "Conventions": "CF-1.8",

@@ -28,6 +28,7 @@ from smda.assimilation.downscaling.regression import CoarseHistory
 from smda.assimilation.filters.diagnostics import desroziers
 from smda.assimilation.observations import bias
 from smda.assimilation.observations.table import QC_REASONS, ObsTable
+from smda.model.grid import NEST
 from smda.run import output
 from smda.run.insitu import Station, write_csv
 from smda.run.metrics import skill_table
@@ -73,7 +74,7 @@ def finish(drv):
         fields = {name: _to_grid(drv, h[name]) for name in h
                   if name.split("_")[0] in ("sm", "t", "tb") and not name.startswith("sm_surface_satellite")}
         output.write(out / f"{nl.name}_analysis.nc", fields, domain=exp.domain, times=times, attrs=_run_attrs(drv))
-    if "_daily_time" in h:
+    if nl.output.daily_means and "_daily_time" in h:
         daily = {name[len("daily_"):] + "_mean": _to_grid(drv, h[name]) for name in h if name.startswith("daily_")}
         output.write(out / f"{nl.name}_daily.nc", daily, domain=exp.domain,
                      times=np.array(h["_daily_time"], "datetime64[s]"), attrs=_run_attrs(drv))
@@ -101,7 +102,9 @@ def finish(drv):
                     "smda validate will include them", ", ".join(stale))
     if "truth" in grids:
         _write_synthetic_stations(out / "synthetic_stations.csv", grids["truth"], times, exp.domain)
-        table = skill_table({k: v for k, v in grids.items() if k != "truth"}, grids["truth"], coarse=_coarse(nl))
+        # within-pixel anomalies over the observation grid's pixels (36 km blocks for the non-nested M25)
+        coarse = NEST.get(nl.observations.grid, 36)
+        table = skill_table({k: v for k, v in grids.items() if k != "truth"}, grids["truth"], coarse=coarse)
         table.to_csv(out / f"{nl.name}_skill.csv")
         (out / f"{nl.name}_skill.md").write_text(_markdown(table))
         print(f"\nSkill against the 1 km truth ({nl.name}, {times.size} analysis times, m3/m3):\n")
@@ -112,16 +115,12 @@ def finish(drv):
             skill_figures(out / "figures", grids, times, table, exp.domain)
 
 
-def _coarse(nl):
-    return 36 if nl.observations.grid == "M36" else 9 if nl.observations.grid == "M09" else 36
-
-
 def run_comparison(nl, domain, times, satellite, days, lst, ndvi, elevation):
     """The comparison operators at every analysis time, with that day's 1 km LST and NDVI."""
     methods = list(nl.comparison.methods)
     if not methods:
         return {}
-    pixel_of_cell, _, _ = downscaling.pixel_of_cell_for(domain, "M36")
+    pixel_of_cell = downscaling.pixel_of_cell_for(domain, "M36")
     n_pix = int(pixel_of_cell.max()) + 1
     out = {m: np.full(satellite.shape, np.nan) for m in methods}
     histories = {m: CoarseHistory(window_days=nl.comparison.window_days) for m in methods if m != "dispatch"}

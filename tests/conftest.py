@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+DEFAULT_NAMELIST = REPO / "namelists" / "osse_default.yaml"  # the default twin experiment (make demo)
 SAMPLE_DATA = Path(os.environ.get("SMDA_SAMPLE_DATA", REPO.parent / "shared" / "data"))
 
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from smda.model.grid import Domain
 from smda.run.decomp import decompose
 
 
@@ -10,8 +11,9 @@ def test_every_land_cell_once_and_balanced():
     rng = np.random.default_rng(0)
     land = rng.random((36 * 4, 36 * 5)) > 0.3
     land[:36, :72] = False  # two pixels of sea
+    domain = Domain(0, 0, *land.shape, land)
     for n in (1, 2, 3, 7):
-        dec = decompose(land, n)
+        dec = decompose(domain, n)
         cells = [dec.cells(r) for r in range(n)]
         allc = np.concatenate(cells)
         assert allc.size == land.sum() and np.unique(allc).size == allc.size
@@ -20,21 +22,19 @@ def test_every_land_cell_once_and_balanced():
         assert sizes.min() > 0
         assert sizes.max() - sizes.min() <= 2 * 36 * 36  # within two pixels of land
         # whole pixels: each pixel's cells belong to one rank, contiguous and row-major inside
-        pix = dec.pixel_of_cell()
+        pix = dec.pixel
         for r in range(n):
             for p, a, b in dec.pixel_slices(r):
                 np.testing.assert_array_equal(cells[r][a:b], np.flatnonzero((pix == p) & land.ravel()))
 
 
 def test_one_rank_order_is_concatenation_of_ranks():
-    land = np.ones((72, 108), bool)
-    one = decompose(land, 1).cells(0)
-    two = decompose(land, 2)
+    domain = Domain(0, 0, 72, 108, np.ones((72, 108), bool))
+    one = decompose(domain, 1).cells(0)
+    two = decompose(domain, 2)
     np.testing.assert_array_equal(one, np.concatenate([two.cells(0), two.cells(1)]))
 
 
 def test_too_many_ranks():
     with pytest.raises(ValueError, match="at most 6 ranks"):
-        decompose(np.ones((72, 108), bool), 7)
-    with pytest.raises(ValueError, match="whole 36-cell"):
-        decompose(np.ones((70, 108), bool), 1)
+        decompose(Domain(0, 0, 72, 108, np.ones((72, 108), bool)), 7)

@@ -122,7 +122,8 @@ def test_unwritable_output_and_missing_input(tmp_path):
 @pytest.mark.parametrize("name", ["enkf", "etkf", "eakf"])
 def test_other_filters_through_the_driver(tmp_path, name):
     a = case(tmp_path, filter=name, end="2019-05-04T00:00")
-    smda("run", a, "-q")
+    smda("run", a, "-q", "--set", "output.daily_means=false")
+    assert not (a.parent / "out" / "tiny_daily.nc").exists() and (a.parent / "out" / "tiny_analysis.nc").exists()
     d = pd.read_csv(a.parent / "out" / "tiny_obs_diagnostics.csv")
     used = d[d["qc"] == 0]
     assert len(used) > 0

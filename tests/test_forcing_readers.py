@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from smda.constants import saturation_vapour_pressure
 from smda.forcing import units as U
 from smda.forcing.readers import GriddedForcing
 from smda.forcing.regrid import LAPSE_RATE, BilinearWeights, lapse_adjust
@@ -51,7 +52,7 @@ def test_unit_errors_name_file_and_variable():
 
 def test_humidity_round_trip():
     # Bolton e_s(20 C) within 0.1 % of the tabulated 2339 Pa (WMO, Goff-Gratch)
-    assert U.saturation_vapour_pressure(293.15) == pytest.approx(2339.0, rel=2e-3)
+    assert saturation_vapour_pressure(293.15) == pytest.approx(2339.0, rel=2e-3)
     q = U.q_from_rh(0.6, 293.15, 1e5)
     assert U.rh_from_q(q, 293.15, 1e5) == pytest.approx(0.6, rel=1e-12)
     assert U.q_from_dewpoint(293.15, 1e5) == pytest.approx(U.q_from_rh(1.0, 293.15, 1e5), rel=1e-12)

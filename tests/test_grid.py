@@ -91,8 +91,17 @@ def test_parents_nest():
         counts = np.unique(pr * 100000 + pc, return_counts=True)[1]
         assert np.all(counts == n * n)
     pr, pc = d.parent("M36")
-    gr = d.global_index() // M01.n_cols
+    gr, gc = np.divmod(d.global_index(), M01.n_cols)
     np.testing.assert_array_equal(pr, gr // 36)
+    np.testing.assert_array_equal(pc, gc // 36)
+    cells = np.array([0, 5, d.n_cells - 1])
+    np.testing.assert_array_equal(np.stack(d.parent("M09", cells)), np.stack(d.parent("M09"))[:, cells])
+    # local pixel numbers: row-major over the domain's 2 x 2 pixels, each 36 x 36 cells
+    pix = d.pixel_index("M36").reshape(d.shape)
+    assert d.coarse_shape("M36") == (2, 2)
+    np.testing.assert_array_equal(pix[::36, ::36], [[0, 1], [2, 3]])
+    np.testing.assert_array_equal(np.bincount(pix.ravel()), [36 * 36] * 4)
+    np.testing.assert_array_equal(pix[35, 35:37], [0, 1])
     with pytest.raises(KeyError, match="overlap"):
         d.parent("M25")
 

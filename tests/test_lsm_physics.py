@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from smda.constants import CP_AIR, LV, SIGMA
 from smda.model import lsm, soil
 from smda.model.state import State, water_storage
 
@@ -141,6 +142,15 @@ def test_dry_down_warms_midday_skin():
     The 0-5 cm layer is mass-conserving (C1 <= 1, see smda.model.lsm), so it dries over weeks rather than
     hours and the warming is gradual: every day warmer than the last once the layer is below field
     capacity, by more than 1.5 K over the fortnight, with the surface layer drier than the root zone.
+
+    Why 1.5 K and not the 4 K this test asked before the cap: in force-restore (Noilhan & Planton 1989)
+    bare soil evaporates rho CH V (hu qsat(Ts) - qa) with hu = (1 - cos(pi wg / wfc)) / 2 below field
+    capacity, so the skin warms only as far as hu falls. ISBA's uncapped C1 is calibrated for a layer of
+    about 1 cm (Noilhan & Mahfouf 1996): it dried this 5 cm layer below 0.15 m3 m-3 in the fortnight (hu
+    small) and the skin warmed by more than 4 K. With C1 <= 1 the force term removes no more than the
+    evaporated water while the restore term refills the layer from the root zone, so after 14 days wg
+    is 0.16 m3 m-3 (wg / wfc = 0.63, hu = 0.7): midday LE is still about 380 W m-2 (400 at the start),
+    sensible heat has grown from 0 to 25 W m-2, and the midday skin-air difference has grown by 1.7 K.
     """
     params, state, veg = _setup([0.4], [0.2], fveg=0.0, lai=0.0, sm=0.40, t=295.0)
     fl = lsm.Fluxes(1, N_MEM)
@@ -240,9 +250,9 @@ def test_bare_soil_evaporation_matches_bulk_formula():
     rho = 1e5 / (287.05 * 298.15 * (1 + 0.61 * 0.010))
     ch = (0.4 / math.log(10.0 / 0.01)) ** 2
     e_expected = rho * ch * 4.0 * (q0 + dq0 * (ts1 - ts0) - 0.010)
-    assert fl.evaporation[0, 0] == pytest.approx(e_expected, rel=1e-12)
-    assert fl.latent_heat[0, 0] == pytest.approx(lsm.LV * e_expected, rel=1e-12)
-    assert fl.sensible_heat[0, 0] == pytest.approx(rho * lsm.CP_AIR * ch * 4.0 * (ts1 - 298.15), rel=1e-12)
+    assert fl.soil_evaporation[0, 0] == pytest.approx(e_expected, rel=1e-12)
+    assert fl.latent_heat[0, 0] == pytest.approx(LV * e_expected, rel=1e-12)
+    assert fl.sensible_heat[0, 0] == pytest.approx(rho * CP_AIR * ch * 4.0 * (ts1 - 298.15), rel=1e-12)
     assert fl.transpiration[0, 0] == 0.0 and fl.interception_loss[0, 0] == 0.0
 
 
@@ -261,8 +271,8 @@ def test_energy_balance_backward_euler():
     rho = 1e5 / (287.05 * 290.0)
     chv = (0.4 / math.log(10.0 / 0.01)) ** 2 * 2.0
     cg = params.cgsat[0] * (params.wsat[0] / 0.2) ** (params.b[0] / (2 * math.log(10)))
-    f0 = (1 - alb) * 700 + emis * 320 - emis * lsm.SIGMA * ts0**4 - rho * lsm.CP_AIR * chv * (ts0 - 290.0)
-    k = 4 * emis * lsm.SIGMA * ts0**3 + rho * lsm.CP_AIR * chv
+    f0 = (1 - alb) * 700 + emis * 320 - emis * SIGMA * ts0**4 - rho * CP_AIR * chv * (ts0 - 290.0)
+    k = 4 * emis * SIGMA * ts0**3 + rho * CP_AIR * chv
     omega = 2 * math.pi / 86400
     le_small = fl.latent_heat[0, 0]
     assert abs(le_small) < 5.0

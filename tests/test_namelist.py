@@ -6,8 +6,8 @@ import sys
 import pytest
 
 from smda.run.info import keys_markdown
-from smda.run.namelist import DEFAULT_NAMELIST, NamelistError, dump, load
-from tests.conftest import REPO
+from smda.run.namelist import NamelistError, dump, load
+from tests.conftest import DEFAULT_NAMELIST, REPO
 
 
 def write(tmp_path, text):

@@ -9,7 +9,6 @@ from smda.assimilation.observations.operator import (
     FootprintOperator,
     finish,
     flag_too_few_cells,
-    sum_in_rank_order,
 )
 from smda.assimilation.observations.table import QC_CODES, ObsTable
 from smda.model.grid import GRIDS, M01, NEST, Domain
@@ -59,7 +58,7 @@ def test_uniform_field_is_returned(domain, kind, fp):
     cells = _land_cells(domain)
     op = FootprintOperator.build(geo, domain, cells, kind=kind)
     field = np.full((cells.size, 5), 250.0) + np.arange(5)
-    hx, inside = op.apply(field, inside_threshold=0.05)
+    hx, inside = finish(*op.partial_sums(field), inside_threshold=0.05)
     ok = np.isfinite(hx[:, 0])
     assert ok.sum() >= len(geo.x) - 2
     np.testing.assert_allclose(hx[ok], np.broadcast_to(250.0 + np.arange(5), hx[ok].shape), rtol=1e-13)
@@ -72,7 +71,7 @@ def test_box_is_the_pixel_mean_and_nested_exact(domain):
     op = FootprintOperator.build(geo, domain, cells)
     rng = np.random.default_rng(1)
     field = rng.normal(size=(domain.n_cells, 3))
-    hx, inside = op.apply(field)
+    hx, inside = finish(*op.partial_sums(field), 0.5)
     np.testing.assert_array_equal(inside, 1.0)  # round-off snapped to 1
     f2 = field.reshape(4, 36, 4, 36, 3)
     expected = f2.mean(axis=(1, 3)).reshape(16, 3)
@@ -80,7 +79,7 @@ def test_box_is_the_pixel_mean_and_nested_exact(domain):
     assert np.all(np.diff(op.indptr) == 1296)
     # the lake lowers the inside fraction of the pixels it touches
     land = _land_cells(domain)
-    _, inside_land = FootprintOperator.build(geo, domain, land).apply(field[land])
+    _, inside_land = finish(*FootprintOperator.build(geo, domain, land).partial_sums(field[land]), 0.5)
     expected_inside = np.ones(16)
     expected_inside[8] = 1 - 8 * 20 / 1296  # lake rows 100-107 lie in pixel row 2
     expected_inside[12] = 1 - 12 * 20 / 1296  # rows 108-119 in pixel row 3
@@ -167,25 +166,6 @@ def test_partial_sums_split_domain_equal_whole(domain, kind):
     hx_whole, _ = finish(whole_w, whole_wx, 0.5)
     hx_split, _ = finish(sw, swx, 0.5)
     np.testing.assert_allclose(hx_split, hx_whole, rtol=1e-14)
-
-
-def test_rank_order_sum_with_fake_comm():
-    class FakeComm:
-        def __init__(self, parts):
-            self.parts = parts
-
-        def Get_size(self):
-            return len(self.parts)
-
-        def allgather(self, obj):
-            return self.parts
-
-    a = (np.array([1.0, 2.0]), np.ones((2, 3)))
-    b = (np.array([0.5, 0.25]), 2 * np.ones((2, 3)))
-    sw, swx = sum_in_rank_order(FakeComm([a, b]), *a)
-    np.testing.assert_array_equal(sw, [1.5, 2.25])
-    np.testing.assert_array_equal(swx, 3 * np.ones((2, 3)))
-    assert sum_in_rank_order(None, a[0]) is a[0]
 
 
 def test_out_arrays_and_mask(domain):

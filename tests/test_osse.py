@@ -4,7 +4,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from smda.run.namelist import DEFAULT_NAMELIST
+from smda.run.output import split_name
+from smda.variables import VARIABLES
+from tests.conftest import DEFAULT_NAMELIST
 from tests.test_driver import smda
 
 
@@ -22,7 +24,7 @@ def test_shortened_default_case(tmp_path):
     # every product and method is in the table; linear DISPATCH redistributes the coarse value inside each
     # pixel (its valid 1 km cells average back to it) and puts some of the within-pixel pattern in place
     assert {"satellite", "dispatch", "empirical"} <= set(skill.index)
-    assert skill.loc["dispatch", "R_within"] > 0
+    assert skill.loc["dispatch", "R_within"] > 0.05
     with xr.open_dataset(out / "products" / "dispatch.nc") as d, xr.open_dataset(out / "products" / "satellite.nc") as s:
         nt = d.sizes["time"]
         blocks = [a["sm_surface"].values.reshape(nt, 2, 36, 2, 36) for a in (d, s)]
@@ -44,6 +46,10 @@ def test_shortened_default_case(tmp_path):
         increment = ds["sm_surface_analysis_mean"] - ds["sm_surface_background_mean"]
         assert float(abs(increment).max()) > 1e-3
         assert 150 < float(ds["tb_h_analysis_mean"].mean()) < float(ds["tb_v_analysis_mean"].mean()) < 300
+    # every data variable written is in the documented table of output variables (namelists/README.md)
+    for f in ("osse_default_analysis.nc", "osse_default_daily.nc", "predictors.nc", "products/analysis.nc"):
+        with xr.open_dataset(out / f) as ds:
+            assert all(VARIABLES[split_name(v)[0]].output for v in ds.data_vars if v != "crs"), f
     diag = pd.read_csv(out / "osse_default_obs_diagnostics.csv")
     assert {"hx_forecast_mean", "hx_analysis_mean", "qc_reason"} <= set(diag.columns)
     used = diag["qc"] == 0
@@ -90,6 +96,11 @@ def test_open_loop_rescaling_statistics_remove_an_observation_bias(tmp_path):
     before = pd.read_csv(tmp_path / "ol" / "ol_obs_diagnostics.csv")
     after = pd.read_csv(tmp_path / "da" / "ol_obs_diagnostics.csv")
     omf = [(d["value"] - d["hx_forecast_mean"])[d["qc"] == 0].mean() for d in (before, after)]
-    assert omf[0] > 5.0 and abs(omf[1]) < 0.2 * omf[0], omf  # the +12 K TB bias shows, then is removed
+    # the +12 K TB bias shows, then is removed. It shows as about +7 K, not 12: the open loop, with 70 % of
+    # the precipitation, is 0.02 m3 m-3 drier at 0-5 cm than the truth, so its TB is already warmer (without
+    # tb_bias_K the mean O-F of this case is -5.1 K, with it +6.9 K). While ISBA's C1 still dried the layer
+    # towards wilting within a day of sun, open loop and truth met there and the gap was smaller (O-F > 8 K);
+    # with C1 <= 1 (smda.model.lsm) the layer dries over weeks and carries the precipitation deficit.
+    assert omf[0] > 5.0 and abs(omf[1]) < 0.2 * omf[0], omf
     r = smda("run", case, "--set", "observations.rescaling=cdf", check=False)
     assert r.returncode == 2 and "observations.rescaling_stats" in r.stderr

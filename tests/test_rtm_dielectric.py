@@ -69,7 +69,8 @@ def test_dobson_floor_at_dry_end():
 
 
 def test_unknown_model_lists_valid_names():
-    with pytest.raises(ValueError, match="unknown dielectric model .topp.; valid: mironov, dobson, dobson_peplinski_sigma, peplinski"):
+    valid = "mironov, dobson, dobson_peplinski_sigma, peplinski"
+    with pytest.raises(ValueError, match=f"unknown dielectric model .topp.; valid: {valid}"):
         DIELECTRIC_MODELS["topp"]
 
 

@@ -1,4 +1,4 @@
-"""Tau-omega emission: SCIENCE.md section 2 reference values, physical limits, dTB/dSM, bad inputs."""
+"""Tau-omega emission: SCIENCE.md section 2 reference values, physical limits, multi-angle, bad inputs."""
 
 import numpy as np
 import pytest
@@ -8,7 +8,6 @@ from smda.model.emission import (
     IGBP_TABLES,
     atmosphere_terms,
     brightness_temperature,
-    brightness_temperature_derivative,
     brightness_temperature_multiangle,
     igbp_parameters,
 )
@@ -115,43 +114,6 @@ def test_tb_decreases_monotonically_with_sm(dielectric, teff):
     tbh, tbv = brightness_temperature(sm, t_surf, t_deep, 298.0, 1.5, 0.2, 0.4, 1.3, 40.0,
                                       h=0.13, omega=0.05, b=0.11, dielectric=dielectric, teff=teff)
     assert np.all(np.diff(tbh[0]) < 0) and np.all(np.diff(tbv[0]) < 0)
-
-
-# ---- derivative -------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("dielectric", ["mironov", "dobson", "dobson_peplinski_sigma", "peplinski"])
-@pytest.mark.parametrize("teff", ["choudhury", "wigneron"])
-@pytest.mark.parametrize("with_atm", [False, True])
-def test_derivative_matches_finite_differences(dielectric, teff, with_atm):
-    n = 4
-    sm = np.array([[0.03, 0.08, 0.12], [0.18, 0.22, 0.27], [0.31, 0.36, 0.41], [0.04, 0.15, 0.33]])
-    ts = np.array([[300.0, 301.0, 302.0], [290.0, 291.0, 292.0], [280.0, 281.0, 282.0], [295.0, 296.0, 297.0]])
-    args = (ts, 288.0, 297.0, np.array([0.0, 0.5, 2.0, 5.0]), np.array([0.1, 0.2, 0.3, 0.05]),
-            np.array([0.6, 0.4, 0.3, 0.8]), np.array([1.2, 1.3, 1.4, 1.5]), np.array([30.0, 40.0, 50.0, 55.0]))
-    kw = dict(h=np.array([0.0, 0.1, 0.16, 0.13]), omega=np.array([0.0, 0.05, 0.12, 0.07]), b=0.11,
-              q=np.array([0.0, 0.02, 0.1, 0.03]), n_h=2.0, n_v=np.array([2.0, 1.0, 0.0, -1.0]),
-              dielectric=dielectric, teff=teff)
-    if with_atm:
-        kw["atmosphere"] = {"elevation_km": np.linspace(0, 2, n), "t_air": np.full(n, 285.0)}
-    tbh, tbv, dh, dv = brightness_temperature_derivative(sm, *args, **kw)
-    step = 1e-6
-    hp, vp = brightness_temperature(sm + step, *args, **kw)
-    hm, vm = brightness_temperature(sm - step, *args, **kw)
-    np.testing.assert_allclose(dh, (hp - hm) / (2 * step), rtol=1e-5, atol=1e-4)
-    np.testing.assert_allclose(dv, (vp - vm) / (2 * step), rtol=1e-5, atol=1e-4)
-    np.testing.assert_array_equal(tbh, brightness_temperature(sm, *args, **kw)[0])
-    assert np.all(dh < 0) and np.all(dv < 0)
-
-
-def test_derivative_multiangle():
-    sm = np.array([[0.1, 0.25]])
-    angles = np.array([0.0, 30.0, 45.0, 60.0])
-    kw = dict(h=0.1, omega=0.05, b=0.1)
-    tbh, tbv, dh, dv = brightness_temperature_derivative(sm, 300.0, 295.0, 300.0, 1.0, 0.2, 0.4, 1.3, angles,
-                                                         multi_angle=True, **kw)
-    assert dh.shape == (1, 2, 4)
-    hp, _ = brightness_temperature_multiangle(sm + 1e-6, 300.0, 295.0, 300.0, 1.0, 0.2, 0.4, 1.3, angles, **kw)
-    hm, _ = brightness_temperature_multiangle(sm - 1e-6, 300.0, 295.0, 300.0, 1.0, 0.2, 0.4, 1.3, angles, **kw)
-    np.testing.assert_allclose(dh, (hp - hm) / 2e-6, rtol=1e-5)
 
 
 # ---- shapes and equivalences ------------------------------------------------------------------------------

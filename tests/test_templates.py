@@ -42,7 +42,7 @@ def test_site_mode_with_station_forcing(tmp_path, sample_data):
     skill = pd.read_csv(out / "site_bondville_skill.csv", index_col=0)
     assert {"openloop", "analysis", "satellite"} <= set(skill.index)
     with xr.open_dataset(out / "site_bondville_daily.nc") as d:
-        et = d["evaporation_analysis_mean"].values
+        et = d["evapotranspiration_analysis_mean"].values
         assert np.all(np.isfinite(et[:, 0, 0])) and 0 < np.nanmean(et) * 86400 < 8  # mm/day in May
 
 

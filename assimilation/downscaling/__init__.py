@@ -55,15 +55,6 @@ def downscale(method: str, *, sm_coarse, pixel_of_cell, lst, ndvi, elevation_m=N
 
 
 def pixel_of_cell_for(domain, grid_name: str = "M36"):
-    """Index of each 1 km cell of a Domain into the domain's coarse pixels of a nested grid.
-
-    Returns (pixel_of_cell (nrows, ncols) int64, -1 off land; rows (n_pix,), cols (n_pix,) the
-    global coarse-grid indices of the pixels, ordered row-major).
-    """
-    r, c = domain.parent(grid_name)
-    ncr, ncc = domain.coarse_shape(grid_name)
-    r0, c0 = r.min(), c.min()
-    local = (r - r0) * ncc + (c - c0)
-    pix = np.where(domain.land.ravel(), local, -1).reshape(domain.shape).astype(np.int64)
-    rr, cc = np.divmod(np.arange(ncr * ncc), ncc)
-    return pix, rr + r0, cc + c0
+    """``pixel_of_cell`` of a Domain: each 1 km cell's pixel of a nested grid, numbered row-major among the
+    domain's pixels (:meth:`smda.model.grid.Domain.pixel_index`), -1 off land; (nrows, ncols) int64."""
+    return np.where(domain.land, domain.pixel_index(grid_name).reshape(domain.shape), -1)

@@ -56,33 +56,11 @@ import numpy as np
 
 from smda.assimilation.downscaling.inputs import Settings, check_inputs, elevation_corrected_lst, make_settings
 from smda.jit import kernel
-
-try:  # helper written in model/vegetation.py (same equation, NDVIs 0.15, NDVIv 0.90, clipped)
-    from smda.model.vegetation import vegetation_fraction as _model_vegetation_fraction
-except ImportError:  # pragma: no cover - fallback when smda.model.vegetation is absent
-    _model_vegetation_fraction = None
+from smda.model.vegetation import NDVI_SOIL, NDVI_VEG, vegetation_fraction
 
 logger = logging.getLogger(__name__)
 
-NDVI_SOIL = 0.15
-NDVI_VEG = 0.90
 SEE_MODELS = ("linear", "nonlinear")  # the SM(SEE) relations of smp_and_slope
-
-
-def vegetation_fraction(ndvi, ndvi_soil=NDVI_SOIL, ndvi_veg=NDVI_VEG):
-    """fv = clip((NDVI - NDVIs)/(NDVIv - NDVIs), 0, 1); NaN stays NaN. Any shape, dimensionless.
-
-    Uses :func:`smda.model.vegetation.vegetation_fraction` when that module is present; the inline
-    formula below is the fallback (identical equation).
-    """
-    ndvi = np.asarray(ndvi, dtype=np.float64)
-    if _model_vegetation_fraction is not None:
-        fv = np.asarray(_model_vegetation_fraction(ndvi, ndvi_soil=ndvi_soil, ndvi_veg=ndvi_veg), np.float64)
-    else:
-        if not ndvi_veg > ndvi_soil:
-            raise ValueError(f"ndvi_veg ({ndvi_veg}) must exceed ndvi_soil ({ndvi_soil})")
-        fv = (ndvi - ndvi_soil) / (ndvi_veg - ndvi_soil)
-    return np.clip(fv, 0.0, 1.0)
 
 
 # --------------------------------------------------------------------------------------------

@@ -253,11 +253,8 @@ class ForestSettings(EmpiricalSettings):
     random_state: int = 0
 
     def problems(self) -> list[str]:
-        errors = super().problems()
-        for name in ("n_estimators", "max_depth", "min_samples_leaf"):
-            if not int(getattr(self, name)) >= 1:
-                errors.append(f"{name}={getattr(self, name)}; must be >= 1")
-        return errors
+        counts = {name: getattr(self, name) for name in ("n_estimators", "max_depth", "min_samples_leaf")}
+        return super().problems() + [f"{k}={v}; must be >= 1" for k, v in counts.items() if not int(v) >= 1]
 
 
 # --------------------------------------------------------------------------------------------

@@ -27,11 +27,10 @@ Aggregate TB (not SM) for TB observations: the driver computes TB per 1 km cell 
 observation's angle and polarization and passes it here; for SM observations it passes the surface
 layer soil moisture. The operator does not care what the field is.
 
-Parallel use: each rank builds the operator for its own cells and calls
-:meth:`FootprintOperator.partial_sums`; the driver adds the partial sums of all ranks in rank order
-(:func:`sum_in_rank_order`) and calls :func:`finish`. Within a rank the terms of each observation
-are accumulated in global 1 km cell order, so splits differ only by the association of the final
-additions (relative differences of order 1e-16).
+Parallel use: each rank builds one operator per coarse decomposition pixel it holds and calls
+:meth:`FootprintOperator.partial_sums`; :class:`smda.run.aggregate.PixelAggregator` adds the partial
+sums of all pixels in pixel order and calls :func:`finish`, so the result does not depend on the number
+of ranks. Within an operator the terms of each observation are accumulated in global 1 km cell order.
 
 The weight structure is compressed sparse rows (CSR): observation -> (local cell position,
 weight), built once per observation set (vectorised numpy for boxes, a numba kernel for Gaussian
@@ -234,17 +233,13 @@ class FootprintOperator:
         _apply_csr(self.indptr, self.cell, self.weight, field, mask, out_w, out_wx)
         return out_w, out_wx
 
-    def apply(self, field, inside_threshold: float = 0.5, mask=None):
-        """Serial shortcut: :func:`finish` of this rank's partial sums -> (HX, inside_fraction)."""
-        return finish(*self.partial_sums(field, mask=mask), inside_threshold)
-
 
 def finish(sum_w, sum_wx, inside_threshold: float):
     """Model equivalents from the partial sums added over all ranks.
 
     Returns (HX (n_obs, n_members), inside_fraction (n_obs,)): HX = sum_wx / sum_w where the inside
     fraction sum_w (share of the footprint weight on model cells) is >= inside_threshold and > 0,
-    NaN elsewhere (the driver rejects those observations as "too_few_cells").
+    NaN elsewhere (the driver rejects those observations as "too_few_cells", :func:`flag_too_few_cells`).
     """
     if not (0.0 < inside_threshold <= 1.0):
         raise ValueError(f"inside_threshold must be in (0, 1], got {inside_threshold}")
@@ -263,23 +258,6 @@ def finish(sum_w, sum_wx, inside_threshold: float):
 def flag_too_few_cells(table, inside_fraction, inside_threshold: float):
     """The table with QC "too_few_cells" where the inside fraction is below the threshold."""
     return table.with_qc(np.asarray(inside_fraction) < inside_threshold, "too_few_cells")
-
-
-def sum_in_rank_order(comm, *arrays):
-    """Add per-rank arrays over all ranks of ``comm`` in rank order (same result on every rank).
-
-    ``comm`` is an mpi4py communicator or None (serial: the arrays are returned unchanged).
-    """
-    if comm is None or comm.Get_size() == 1:
-        return arrays if len(arrays) > 1 else arrays[0]
-    gathered = comm.allgather(arrays)
-    out = []
-    for j in range(len(arrays)):
-        acc = np.array(gathered[0][j], dtype=float, copy=True)
-        for r in range(1, len(gathered)):
-            acc += gathered[r][j]
-        out.append(acc)
-    return tuple(out) if len(out) > 1 else out[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -315,18 +293,14 @@ def _box_rows(geo, ib, domain, local_cells):
     obs_key += geo["row"][ib] * GRIDS["M01"].n_cols + geo["col"][ib]
 
     keys, poss, gidxs, ws = [], [], [], []
-    lrow = local_cells // domain.ncols
-    lcol = local_cells % domain.ncols
-    gidx = (lrow + domain.row0) * M01.n_cols + (lcol + domain.col0)
+    gidx = domain.global_index()[local_cells]
     for g in grid_names:
         if g in NEST:
-            n = NEST[g]
-            pr = (lrow + domain.row0) // n
-            pc = (lcol + domain.col0) // n
+            pr, pc = domain.parent(g, local_cells)
             keys.append((np.int64(gid[g]) << np.int64(40)) + pr * M01.n_cols + pc)
             poss.append(np.arange(local_cells.size))
             gidxs.append(gidx)
-            ws.append(np.full(local_cells.size, 1.0 / n ** 2))
+            ws.append(np.full(local_cells.size, 1.0 / NEST[g] ** 2))
         else:
             cellv, prow, pcol, frac = domain.overlap(g)
             pos = np.full(domain.n_cells, -1, np.int64)

@@ -81,11 +81,11 @@ class SyntheticObsConfig:
     """Coarse observation settings: errors (K, m3/m3), gap probability, footprint, source name."""
 
     seed: int
+    footprint: str = "M36"
+    fov_km: float = 20.0
     tb_error_std: float = 4.0
     sm_error_std: float = 0.04
     gap_fraction: float = 0.1
-    footprint: str = "M36"
-    fov_km: float = 20.0
     source: str = "synthetic"
 
     def __post_init__(self):
