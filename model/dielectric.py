@@ -1,8 +1,7 @@
 """Soil dielectric constant at L-band: Mironov et al. (2009), Dobson et al. (1985) / Peplinski et al. (1995).
 
 The relative permittivity is eps = eps' + j eps'' (the loss part is positive). Every model here returns the
-real and imaginary parts and their derivatives with respect to volumetric soil moisture mv (m3 m-3), so the
-emission kernel can give dTB/dSM analytically (forward mode) without complex arithmetic.
+real and imaginary parts as two floats, so the emission kernel needs no complex arithmetic.
 
 Mironov et al. (2009), doi:10.1109/TGRS.2008.2011631 (used by SMAP L2/L4; default)
 -------------------------------------------------------------------------------
@@ -40,7 +39,7 @@ rho_s = 2.66 g cm-3, eps_s = (1.01 + 0.44 rho_s)^2 - 0.062, eps_inf = 4.9::
     e"  = [mv^beta" e"fw^alpha]^(1/alpha)
     Peplinski real-part correction: e'_P = 1.15 e' - 0.68
 
-mv is floored at 0.001 (derivative 0 below the floor).
+mv is floored at 0.001.
 
 Models are chosen by name from :data:`DIELECTRIC_MODELS`:
 
@@ -109,17 +108,14 @@ def mironov_coefficients(clay_frac, freq_hz):
 def mironov_eps(mv, nd, kd, mvt, nb1, kb, nu1, ku):
     """Mironov permittivity from per-cell coefficients.
 
-    Returns (eps_real, eps_imag, d eps_real / d mv, d eps_imag / d mv).
+    Returns (eps_real, eps_imag).
     """
     # branch-free form (min/max and selects), so the member loop does not mispredict around mvt
     mv_b = min(mv, mvt)
     mv_u = max(mv - mvt, 0.0)
     nm = nd + nb1 * mv_b + nu1 * mv_u
     km = kd + kb * mv_b + ku * mv_u
-    bound = mv <= mvt
-    dn = nb1 if bound else nu1
-    dk = kb if bound else ku
-    return nm * nm - km * km, 2.0 * nm * km, 2.0 * (nm * dn - km * dk), 2.0 * (dn * km + nm * dk)
+    return nm * nm - km * km, 2.0 * nm * km
 
 
 @kernel
@@ -141,7 +137,7 @@ def dobson_eps(mv, sand_frac, clay_frac, bulk_density, t_soil_c, freq_hz, varian
 
     Returns
     -------
-    (eps_real, eps_imag, d eps_real / d mv, d eps_imag / d mv)
+    (eps_real, eps_imag)
     """
     a = DOBSON_ALPHA
     inv_a = 1.0 / a
@@ -155,10 +151,7 @@ def dobson_eps(mv, sand_frac, clay_frac, bulk_density, t_soil_c, freq_hz, varian
             sig = 0.0
     else:
         sig = 0.0467 + 0.2204 * bulk_density - 0.4111 * sand_frac + 0.6614 * clay_frac
-    dmv = 1.0
-    if mv < MV_FLOOR_DOBSON:
-        mv = MV_FLOOR_DOBSON
-        dmv = 0.0
+    mv = max(mv, MV_FLOOR_DOBSON)
     t = t_soil_c
     wt = freq_hz * 1e-9 * (1.1109e-1 - 3.824e-3 * t + 6.938e-5 * t * t - 5.096e-7 * t * t * t)
     ew0 = 88.045 - 0.4147 * t + 6.295e-4 * t * t + 1.075e-5 * t * t * t
@@ -166,23 +159,17 @@ def dobson_eps(mv, sand_frac, clay_frac, bulk_density, t_soil_c, freq_hz, varian
     efw_r = EPS_INF + (ew0 - EPS_INF) / den
     cond = sig * (rho_s - bulk_density) / (2.0 * math.pi * freq_hz * EPS0 * rho_s)
     efw_i = wt * (ew0 - EPS_INF) / den + cond / mv
-    defw_i = -cond / (mv * mv)
     # real part
     mvb1 = mv**beta1
     efr_a = efw_r**a
     x = 1.0 + (bulk_density / rho_s) * (eps_s**a - 1.0) + mvb1 * efr_a - mv
     er = x**inv_a
-    dx = beta1 * mvb1 / mv * efr_a - 1.0
-    der = inv_a * er / x * dx
     # imaginary part: (mv^beta2 efw_i^a)^(1/a) = mv^(beta2/a) efw_i
     p = beta2 * inv_a
-    mvp = mv**p
-    ei = mvp * efw_i
-    dei = p * mvp / mv * efw_i + mvp * defw_i
+    ei = mv**p * efw_i
     if variant == 3:
         er = 1.15 * er - 0.68
-        der = 1.15 * der
-    return er, ei, der * dmv, dei * dmv
+    return er, ei
 
 
 def permittivity(mv, clay, sand=None, bulk_density=None, t_soil_k=None, *, model="mironov", freq_hz=1.4e9):
@@ -206,7 +193,6 @@ def permittivity(mv, clay, sand=None, bulk_density=None, t_soil_k=None, *, model
     Returns
     -------
     eps : complex ndarray of the broadcast shape
-    deps_dmv : complex ndarray, derivative with respect to mv (m-3 m3)
     """
     mid = DIELECTRIC_MODELS[model]
     if not (0.3e9 <= freq_hz <= 18e9):
@@ -237,18 +223,16 @@ def permittivity(mv, clay, sand=None, bulk_density=None, t_soil_k=None, *, model
         shape = np.broadcast_shapes(mv.shape, clay.shape, sand.shape, bd.shape, tk.shape)
         args = [np.broadcast_to(v, shape).ravel() for v in (mv, clay, sand, bd, tk)]
     eps = np.empty(args[0].shape, np.complex128)
-    deps = np.empty(args[0].shape, np.complex128)
-    _permittivity_array(*args, mid, float(freq_hz), eps, deps)
-    return eps.reshape(shape), deps.reshape(shape)
+    _permittivity_array(*args, mid, float(freq_hz), eps)
+    return eps.reshape(shape)
 
 
 @kernel
-def _permittivity_array(mv, clay, sand, bd, tk, model_id, freq_hz, eps, deps):
+def _permittivity_array(mv, clay, sand, bd, tk, model_id, freq_hz, eps):
     for i in range(mv.shape[0]):
         if model_id == 0:
             nd, kd, mvt, nb1, kb, nu1, ku = mironov_coefficients(clay[i], freq_hz)
-            er, ei, der, dei = mironov_eps(mv[i], nd, kd, mvt, nb1, kb, nu1, ku)
+            er, ei = mironov_eps(mv[i], nd, kd, mvt, nb1, kb, nu1, ku)
         else:
-            er, ei, der, dei = dobson_eps(mv[i], sand[i], clay[i], bd[i], tk[i] - T_FREEZE, freq_hz, model_id)
+            er, ei = dobson_eps(mv[i], sand[i], clay[i], bd[i], tk[i] - T_FREEZE, freq_hz, model_id)
         eps[i] = complex(er, ei)
-        deps[i] = complex(der, dei)

@@ -209,9 +209,9 @@ def tb_kernel(sm, t_surf, t_deep, t_can, vwc, clay, sand, bulk_density, cos_t, h
             for j in range(n_members):
                 mv = sm[i, j]
                 if dielectric_id == 0:
-                    er, ei, _, _ = mironov_eps(mv, nd, kd, mvt, nb1, kb, nu1, ku)
+                    er, ei = mironov_eps(mv, nd, kd, mvt, nb1, kb, nu1, ku)
                 else:
-                    er, ei, _, _ = dobson_eps(mv, sand[i], clay[i], bulk_density[i],
+                    er, ei = dobson_eps(mv, sand[i], clay[i], bulk_density[i],
                                               t_surf[i, j] - T_FREEZE, freq_hz, dielectric_id)
                 rhs, rvs = fresnel(er, ei, c)
                 rh = ((1.0 - qi) * rhs + qi * rvs) * rough_h

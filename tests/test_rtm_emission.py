@@ -30,7 +30,7 @@ def _fresnel_numpy(eps, theta_deg):
 
 # ---- reference values (SCIENCE.md section 2), tolerance 0.05 K -------------------------------------------
 def test_reference_smooth_reflectivity():
-    eps, _ = permittivity(0.1, 0.2, freq_hz=1.41e9)
+    eps = permittivity(0.1, 0.2, freq_hz=1.41e9)
     rh, rv = _fresnel_numpy(eps, 40.0)
     assert abs(rh - 0.2285) < 1e-4 and abs(rv - 0.0827) < 1e-4
 
@@ -87,7 +87,7 @@ def test_smooth_bare_soil_is_teff_times_emissivity(angle, sm):
     tbh, tbv = brightness_temperature(np.array([[sm]]), 305.0, 290.0, 300.0, 0.0, 0.3, 0.3, 1.4, angle,
                                       h=0.0, omega=0.0, b=0.0, freq_hz=1.41e9)
     teff = 290.0 + 0.246 * 15.0
-    eps, _ = permittivity(sm, 0.3, freq_hz=1.41e9)
+    eps = permittivity(sm, 0.3, freq_hz=1.41e9)
     rh, rv = _fresnel_numpy(eps, angle)
     np.testing.assert_allclose(tbh[0, 0], teff * (1 - rh), rtol=1e-12)
     np.testing.assert_allclose(tbv[0, 0], teff * (1 - rv), rtol=1e-12)
