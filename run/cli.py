@@ -1,7 +1,8 @@
 """The ``smda`` command line: run, validate, downscale, info.
 
 Exit codes: 0 success, 2 usage or namelist error (the message names the file, line and key),
-1 runtime failure (missing input file, unwritable output, numerical failure).
+1 runtime failure (missing input file, unwritable output, numerical failure), 75 stopped by SIGTERM or
+SIGUSR1 after writing a checkpoint (sysexits EX_TEMPFAIL: resubmit with --restart).
 """
 
 from __future__ import annotations
@@ -90,7 +91,11 @@ def main(argv=None) -> int:
         elif args.command == "run":
             from smda.run.driver import run
 
-            run(nl, comm=comm, restart=args.restart, stop_after_days=args.stop_after_days)
+            drv = run(nl, comm=comm, restart=args.restart, stop_after_days=args.stop_after_days)
+            if drv.signalled:
+                from smda.run.guard import EXIT_STOPPED
+
+                return EXIT_STOPPED
         elif args.command == "validate":
             from smda.run.validate import main as validate_main
 

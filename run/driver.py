@@ -23,7 +23,6 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from smda.assimilation.filters import FILTERS, make_filter
 from smda.assimilation.observations import bias
@@ -48,9 +47,11 @@ from smda.model.streams import normal_field
 from smda.run import restart
 from smda.run.aggregate import PixelAggregator
 from smda.run.experiment import Experiment, build, expand_paths
+from smda.run.guard import StopRequest, acquire_lock, check_output_dir, default_restart_every_days
 from smda.run.namelist import Namelist
-from smda.run.products import finish, obs_frame
+from smda.run.products import finish, obs_frame, run_attrs
 from smda.run.progress import Progress
+from smda.run.recorder import Recorder
 from smda.variables import bounds
 
 log = logging.getLogger(__name__)
@@ -125,14 +126,12 @@ class Driver:
             if not nl.observations.rescaling_stats.exists():
                 raise FileNotFoundError(f"observations.rescaling_stats: file not found: {nl.observations.rescaling_stats}")
             self.rescaler = bias.load(nl.observations.rescaling_stats)
-        self.history = {}   # rank 0: name -> list of per-time canonical arrays
-        self.times = []
-        self.days = []
-        self.obs_rows = []
-        self.obs_before_restart = pd.DataFrame()  # diagnostics rows of the segments before a restart
+        self.rec = Recorder(nl.output.dir, exp.domain, [exp.dec.cells(r) for r in range(exp.size)], exp.comm,
+                            attrs=run_attrs(nl, getattr(self.ens_weather, "fill_record", {})))
         self.step0 = 0
         self.cycle = 0
-        self.elevation = self.gather(exp.static["elevation_m"])  # collective: every rank calls it
+        self.n_obs = self.n_used = 0  # observations seen and used so far (all cycles)
+        self.signalled = False  # stopped by SIGTERM / SIGUSR1 (exit code guard.EXIT_STOPPED)
 
     # ------------------------------------------------------------------ geometry and schedule
     def _pixel_geometry(self):
@@ -181,9 +180,10 @@ class Driver:
         return hit if hit.any() else None
 
     # ------------------------------------------------------------------ the loop
-    def run(self, stop_after_days=None):
+    def run(self, stop_after_days=None, stop: StopRequest | None = None):
         """Advance from ``step0`` (0, a restart's step, or where the previous call stopped) to the end of
-        the period, or by ``stop_after_days``; returns the step reached."""
+        the period, or by ``stop_after_days``, or until ``stop`` reports a signal (checked on every rank
+        at every step); returns the step reached."""
         exp, nl = self.exp, self.nl
         last = self.n_steps if stop_after_days is None else min(
             self.n_steps, self.step0 + int(round(stop_after_days * self.steps_per_day)))
@@ -191,6 +191,8 @@ class Driver:
         prog = Progress(last - self.step0, exp.n * exp.n_members * n_runs * self.exp.size, enabled=self.root)
         veg_day, veg = None, None
         lst_hour = (LST_LOCAL_HOUR - np.mean(exp.lon) / 15.0) % 24
+        every = default_restart_every_days(self.n_steps / self.steps_per_day, nl.output.restart_every_days)
+        reached = last
         for k in range(self.step0, last):
             t = self.time_of(k)
             day = t.astype("datetime64[D]")
@@ -210,14 +212,16 @@ class Driver:
                 self._cycle(k + 1, t1, veg, self.product_obs[k + 1], None)
             if (k + 1) % self.steps_per_day == 0:
                 self._end_of_day(t1)
-                every = nl.output.restart_every_days
                 if every > 0 and (k + 1) % int(round(every * self.steps_per_day)) == 0 and k + 1 < last:
                     self.checkpoint(k + 1)
             prog.update(k + 1 - self.step0, t1)
+            if stop is not None and stop.requested(exp.comm):
+                self.signalled, reached = True, k + 1
+                break
         self.rate = prog.rate()
         self.wall = prog.elapsed
-        self.step0 = last
-        return last
+        self.step0 = reached
+        return reached
 
     def _step(self, k, t, veg):
         exp = self.exp
@@ -316,6 +320,7 @@ class Driver:
         if self.analysis is None:
             record = {}
         hx_a = hx
+        n_used = 0
         if self.analysis is not None and ok.any():  # (no accepted obs: the analysis equals the background)
             X, lower, upper, scatter = self._filter_view()
             idx = np.flatnonzero(ok)
@@ -325,15 +330,21 @@ class Driver:
                                        obs_ids=ids[idx], cycle=k, lower=lower, upper=upper)
             scatter(X)
             hx_a, _, _ = self._equivalents(self.analysis, veg, table, agg)
-        if self.analysis is not None:
-            tb = self._tb(self.analysis.state, veg)
-            record.update({f"tb_{p}_analysis": (a.mean(axis=1), a.std(axis=1, ddof=1)) for p, a in zip("hv", tb, strict=True)})
+            n_used = diag.n_used
             if self.root:
                 log.info("analysis %s: %d obs used, %d rejected, O-F mean %.2f rms %.2f, chi2 %.2f",
                          str(t)[:16], diag.n_used, len(table) - diag.n_used, diag.omf["mean"], diag.omf["rms"],
                          diag.omf["chi2"])
+        elif self.root:
+            log.info("analysis %s: no accepted observation (%d rejected: %s); the analysis is the background",
+                     str(t)[:16], len(table), table.qc_counts())
+        if self.analysis is not None:
+            tb = self._tb(self.analysis.state, veg)
+            record.update({f"tb_{p}_analysis": (a.mean(axis=1), a.std(axis=1, ddof=1)) for p, a in zip("hv", tb, strict=True)})
         self._record(t, record, sm_coarse, table, hx, hx_a)
         self.cycle += 1
+        self.n_obs += len(table)
+        self.n_used += n_used
 
     def _obs_ids(self, table: ObsTable) -> np.ndarray:
         """Global observation ids for the random streams: position on the global 1 km grid, polarization, angle."""
@@ -351,38 +362,26 @@ class Driver:
         hi = np.stack([hi for _, hi in per_var], axis=1)
         return X, lo, hi, lambda Xa: st.scatter(names, Xa)
 
-    # ------------------------------------------------------------------ history (gathered on rank 0)
-    def gather(self, a: np.ndarray):
-        """Concatenate per-rank arrays (first axis = cells) in rank order = canonical cell order (rank 0 only)."""
-        comm = self.exp.comm
-        if comm is None or comm.size == 1:
-            return np.asarray(a)
-        parts = comm.gather(np.asarray(a), root=0)
-        return np.concatenate(parts, axis=0) if self.root else None
-
-    def _push(self, name, a):
-        g = self.gather(a)
-        if self.root:
-            self.history.setdefault(name, []).append(g)
-
+    # ------------------------------------------------------------------ outputs (streamed, see smda.run.recorder)
     def _record(self, t, background, sm_coarse, table, hx, hx_a):
-        self.times.append(t)
+        fields = {}
         for v, (mean, spread) in background.items():
-            self._push(v + "_mean", mean)
-            self._push(v + "_spread", spread)
-        for run in (self.truth, self.openloop, self.analysis):
-            if run is None:
-                continue
+            fields[v + "_mean"], fields[v + "_spread"] = mean, spread
+        for run in self.runs():
             for v in STATE_OUT:
                 a = run.state[v]
-                suffix = "" if run is self.truth else "_mean"
-                self._push(f"{v}_{run.name}{suffix}", a.mean(axis=1))
+                fields[f"{v}_{run.name}" + ("" if run is self.truth else "_mean")] = a.mean(axis=1)
                 if run is self.analysis:
-                    self._push(f"{v}_analysis_spread", a.std(axis=1, ddof=1))
+                    fields[f"{v}_analysis_spread"] = a.std(axis=1, ddof=1)
+        name = self.nl.name
+        self.rec.record(f"{name}_analysis.nc", t, fields)
+        products = {r.name: fields[f"sm_surface_{r.name}" + ("" if r is self.truth else "_mean")] for r in self.runs()}
         if sm_coarse is not None:
-            self._push("sm_surface_satellite", sm_coarse[self._pixel_index_of_cells()])
-        if self.root:
-            self.obs_rows.append((table, hx.mean(axis=1), hx.std(axis=1, ddof=1), hx_a.mean(axis=1)))
+            products["satellite"] = sm_coarse[self._pixel_index_of_cells()]
+        for product, values in products.items():
+            self.rec.record(f"products/{product}.nc", t, {"sm_surface": values}, product=product)
+        self.rec.rows(f"{name}_obs_diagnostics.csv",
+                      obs_frame([(table, hx.mean(axis=1), hx.std(axis=1, ddof=1), hx_a.mean(axis=1))]))
 
     def _pixel_index_of_cells(self):
         """For each local cell, the row of ``self.pixels`` holding its (largest-overlap) pixel."""
@@ -402,25 +401,39 @@ class Driver:
         exp, c = self.exp, self.nl.comparison
         lst = synthetic_lst(self.truth.state.t_skin[:, 0], exp.x, exp.y, exp.gidx, k,
                             LSTConfig(seed=self.nl.seed, cloud_fraction=c.cloud_fraction))
-        self._push("lst", lst)
-        self._push("ndvi", synthetic_ndvi(veg["ndvi"], exp.gidx, t, NDVIConfig(seed=self.nl.seed)))
-        if self.root:
-            self.days.append(t.astype("datetime64[D]"))
+        ndvi = synthetic_ndvi(veg["ndvi"], exp.gidx, t, NDVIConfig(seed=self.nl.seed))
+        self.rec.record("predictors.nc", t.astype("datetime64[D]"), {"lst": lst, "ndvi": ndvi},
+                        static={"elevation": exp.static["elevation_m"]})
 
     def _end_of_day(self, t):
+        fields = {}
         for run in (self.analysis, self.openloop):
             if run is not None:
                 for i, name in enumerate(FLUX_OUT):
-                    self._push(f"daily_{name}_{run.name}", run.daily[i] / self.steps_per_day)
+                    fields[f"{name}_{run.name}_mean"] = run.daily[i] / self.steps_per_day
                 run.daily[...] = 0.0
-        if self.root:
-            self.history.setdefault("_daily_time", []).append(t - np.timedelta64(1, "D"))
+        if self.nl.output.daily_means:
+            self.rec.record(f"{self.nl.name}_daily.nc", t - np.timedelta64(1, "D"), fields)
 
     # ------------------------------------------------------------------ restarts
+    def first_outputs_bytes(self) -> int:
+        """Upper bound (uncompressed) of what the first day writes: a checkpoint and a day of records."""
+        exp = self.exp
+        cells = exp.domain.n_land
+        members = sum(r.state.data.shape[1] * r.state.data.shape[2] for r in self.runs())
+        state = 8 * cells * (members + len(FLUX_OUT) * len(self.runs()) + self.steps_per_day)
+        per_record = 4 * exp.domain.n_cells * (6 * len(STATE_OUT) + 8)  # analysis file and products
+        return int(state + per_record * (2 + len(FLUX_OUT)))
+
     def runs(self):
         return [r for r in (self.truth, self.openloop, self.analysis) if r is not None]
 
-    def checkpoint(self, k: int):
+    def gather(self, a: np.ndarray):
+        """Per-rank (n_local, ...) arrays concatenated in canonical cell order on rank 0 (None elsewhere)."""
+        return self.rec.gather(a)
+
+    def checkpoint(self, k: int, final: bool = False) -> Path | None:
+        """Write the state-only checkpoint of step ``k`` (collective); its path on rank 0."""
         arrays = {}
         for r in self.runs():
             arrays[f"state_{r.name}"] = (("cell", "var", f"member_{r.name}"), self.gather(r.state.data))
@@ -438,74 +451,64 @@ class Driver:
                 arrays["pert_values"] = (("lattice", "member", "pert_var"), val[first])
                 arrays["pert_step"] = ((), np.int64(st["step"]))
         if not self.root:
-            return
-        for name, items in self.history.items():
-            arr = np.stack(items) if not name.startswith("_") else np.array(items, "datetime64[s]")
-            dims = (f"t_{name}",) + tuple(f"{name}_d{i}" for i in range(1, arr.ndim))
-            arrays[f"hist_{name}"] = (dims, arr)
-        arrays["times"] = (("t_times",), np.array(self.times, "datetime64[s]"))
-        arrays["days"] = (("t_days",), np.array(self.days, "datetime64[s]"))
-        arrays["cycle"] = ((), np.int64(self.cycle))
-        obs = pd.concat([self.obs_before_restart, obs_frame(self.obs_rows)], ignore_index=True)
-        for col in obs.columns:
-            values = obs[col].to_numpy()
-            arrays[f"obsdiag_{col}"] = (("obs_row",), values.astype(str) if values.dtype == object else values)
+            return None
         tk = self.time_of(k)
         path = self.nl.output.dir / "restart" / f"{self.nl.name}_{str(tk)[:13]}.nc"
-        restart.write(path, nl=self.nl, domain=self.exp.domain, step=k, time=tk, arrays=arrays)
+        restart.write(path, nl=self.nl, domain=self.exp.domain, step=k, time=tk, arrays=arrays,
+                      counters={"cycle": self.cycle, "n_obs": self.n_obs, "n_used": self.n_used},
+                      positions=self.rec.positions(), final=final)
         log.info("checkpoint %s", path)
+        return path
 
     def load(self, path):
+        """Continue from a checkpoint (collective): states, counters and the output files' positions."""
         exp = self.exp
-        step, arrays = restart.read(Path(path), nl=self.nl, domain=exp.domain)
+        ck = restart.Checkpoint(Path(path), nl=self.nl, domain=exp.domain)
+        arrays = ck.arrays
         sizes = [exp.dec.cells(r).size for r in range(exp.size)]
         a, b = sum(sizes[:exp.rank]), sum(sizes[:exp.rank + 1])
         for r in self.runs():
-            key = f"state_{r.name}"
-            if key not in arrays:
-                raise ValueError(f"{path}: has no {r.name} state (was it written by a run with another filter?)")
-            r.state.data[...] = arrays[key][a:b]
-            r.daily[...] = arrays[f"daily_{r.name}"][a:b].T
+            # an open-loop spin-up continued with a filter: the analysis ensemble starts from the open loop
+            name = r.name if f"state_{r.name}" in arrays or r is not self.analysis else "openloop"
+            if f"state_{name}" not in arrays:
+                raise ValueError(f"{path}: has no {r.name} state (a twin experiment's truth is needed to continue it)")
+            r.state.data[...] = arrays[f"state_{name}"][a:b]
+            r.daily[...] = arrays[f"daily_{name}"][a:b].T
+            if name != r.name and self.root:
+                log.info("the analysis ensemble starts from the open-loop ensemble of %s", path)
         self.rain_ring[...] = arrays["rain_ring"][a:b].T
         if self.perturb is not None:
+            if "pert_step" not in arrays:
+                raise ValueError(f"{path}: has no forcing-perturbation state (written with perturbations off)")
             self.perturb.set_state({"step": int(arrays["pert_step"]), "variables": self.perturb.active,
                                     "lattice_index": arrays["pert_lattice_index"], "values": arrays["pert_values"]})
-        if self.root:
-            for key, arr in arrays.items():
-                if key.startswith("hist_"):
-                    self.history[key[5:]] = list(arr)
-            self.obs_before_restart = pd.DataFrame({k[8:]: v for k, v in arrays.items() if k.startswith("obsdiag_")})
-            self.times = list(arrays["times"])
-            self.days = list(arrays["days"])
-        self.cycle = int(arrays["cycle"])
-        self.step0 = step
-        log.info("restarted from %s at step %d (%s)", path, step, str(self.time_of(step))[:16])
+        self.cycle, self.n_obs, self.n_used = (int(ck.counters[k]) for k in ("cycle", "n_obs", "n_used"))
+        self.step0 = ck.step
+        if not ck.final:  # a stopped run: append to its outputs (a finished one's outputs are complete)
+            self.rec.resume(ck.positions)
+        log.info("restarted from %s at step %d (%s)", path, ck.step, str(self.time_of(ck.step))[:16])
 
 
-def _columns(t: ObsTable) -> dict:
-    return {f: getattr(t, f) for f in t.__dataclass_fields__}
-
-
-def run(nl: Namelist, comm=None, restart=None, stop_after_days=None):
-    """Run a case (``smda run``); with ``stop_after_days`` stop early and leave a checkpoint only."""
+def run(nl: Namelist, comm=None, restart=None, stop_after_days=None) -> Driver:
+    """Run a case (``smda run``). Before the time loop: the output folder is checked (writable, space for
+    the first outputs) and locked against a second run. A run stopped early (``stop_after_days``, or a
+    SIGTERM / SIGUSR1 at a step boundary: ``Driver.signalled``) leaves a checkpoint and ``.part`` outputs."""
     drv = Driver(nl, comm)
-    if restart is not None:
-        drv.load(restart)
-    last = drv.run(stop_after_days)
-    if last < drv.n_steps:
-        drv.checkpoint(last)
+    check_output_dir(nl.output.dir, drv.first_outputs_bytes(), comm)
+    with acquire_lock(nl.output.dir, nl.name, comm), StopRequest() as stop:
+        if restart is not None:
+            drv.load(restart)
+        last = drv.run(stop_after_days, stop)
+        if last < drv.n_steps:
+            drv.checkpoint(last)
+            if drv.root:
+                log.info("stopped after step %d of %d; continue with --restart", last, drv.n_steps)
+            return drv
+        drv.checkpoint(last, final=True)
         if drv.root:
-            log.info("stopped after step %d of %d; continue with --restart", last, drv.n_steps)
-        return drv
-    drv.checkpoint(last)
-    if drv.root:
-        finish(drv)
-        n_obs = sum(len(t) for t, *_ in drv.obs_rows) + len(drv.obs_before_restart)
-        n_used = sum(int(t.accepted.sum()) for t, *_ in drv.obs_rows)
-        if len(drv.obs_before_restart):
-            n_used += int((drv.obs_before_restart["qc"] == 0).sum())
-        log.info("run finished: %.1f s wall, %.3g cell-member-steps/s; %d observations, %d used; outputs in %s",
-                 drv.wall, drv.rate, n_obs, n_used, nl.output.dir)
+            finish(drv)
+            log.info("run finished: %.1f s wall, %.3g cell-member-steps/s; %d observations, %d used; outputs in %s",
+                     drv.wall, drv.rate, drv.n_obs, drv.n_used, nl.output.dir)
     return drv
 
 

@@ -166,7 +166,9 @@ class Comparison:
 @section
 class Output:
     dir: Path = key(Path("out"), doc="Output folder, relative to the namelist.")
-    restart_every_days: float = key(0.0, unit="day", doc="Checkpoint interval; 0 writes only the final restart.", lo=0.0)
+    restart_every_days: float = key(0.0, unit="day", lo=0.0,
+                                    doc="Checkpoint interval; 0: every 7 days for runs longer than 28 days, "
+                                        "else only the final checkpoint.")
     figures: bool = key(True, doc="Write PNG figures.")
     daily_means: bool = key(True, doc="Write daily-mean fluxes.")
 

@@ -1,9 +1,9 @@
-"""CF-1.8 netCDF output on the EASE-Grid 2.0 domain: CF attributes from ``smda.variables`` and the safe writer.
+"""CF-1.8 netCDF conventions on the EASE-Grid 2.0 domain: variable attributes from ``smda.variables``, the
+coordinates and grid mapping every file carries, and the atomic writer of whole datasets.
 
-Every file has x/y projection coordinates (m), 2-D lat/lon, the ``crs`` grid mapping
-(lambert_cylindrical_equal_area, EPSG:6933), standard names and units on every data variable,
-zlib compression and chunks of one time step. Files are written under ``<name>.tmp`` and renamed
-when complete, so an interrupted or failed write never leaves a file that looks finished.
+Every gridded file (written record by record by :mod:`smda.run.recorder`) has x/y projection
+coordinates (m), 2-D lat/lon, the ``crs`` grid mapping (lambert_cylindrical_equal_area, EPSG:6933),
+standard names and units on every data variable, zlib compression and chunks of one time step.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from smda import __version__
 from smda.model.grid import EPSG, STANDARD_PARALLEL, WGS84_A, WGS84_F, Domain
+from smda.run.guard import temporary_path, writing
 from smda.variables import VARIABLES
 
 log = logging.getLogger(__name__)
@@ -80,60 +80,17 @@ def domain_coords(domain: Domain) -> dict:
     }
 
 
-def write(path: Path, data: dict, *, domain: Domain, times=None, attrs=None, extra=None) -> Path:
-    """Write gridded fields to a CF netCDF file atomically.
-
-    data: name -> array (time, y, x) when ``times`` is given, else (y, x); attributes from
-          ``variable_attrs`` (a name the registry does not hold is refused with ValueError).
-    extra: name -> xarray.DataArray of other dimensions (written as given; must carry ``units``).
-    """
-    path = Path(path)
-    coords = domain_coords(domain)
-    if times is not None:
-        coords["time"] = ("time", np.asarray(times, "datetime64[s]"), {"standard_name": "time", "axis": "T"})
-    dims = ("time", "y", "x") if times is not None else ("y", "x")
-    ds = xr.Dataset(coords=coords)
-    ds["crs"] = grid_mapping()
-    for name, arr in data.items():
-        ds[name] = (dims, np.asarray(arr, np.float32), {**variable_attrs(name), "grid_mapping": "crs",
-                                                          "coordinates": "lat lon"})
-    for name, da in (extra or {}).items():
-        if "units" not in da.attrs:
-            raise ValueError(f"cannot write {name!r}: it has no units attribute")
-        ds[name] = da
-    ds.attrs = {
-        "Conventions": "CF-1.8",
-        "title": "smda 1 km soil moisture",
-        "institution": "smda",
-        "source": f"smda {__version__}",
-        "history": f"{np.datetime64('now', 's')} created by smda {__version__}",
-        **(attrs or {}),
-    }
-    enc = {}
-    for name in data:
-        enc[name] = {"zlib": True, "complevel": 4, "_FillValue": np.float32(np.nan)}
-        if times is not None:
-            enc[name]["chunksizes"] = (1, domain.nrows, domain.ncols)
-    if times is not None:
-        enc["time"] = {"units": "seconds since 2000-01-01 00:00:00", "calendar": "standard", "dtype": "float64"}
-    return atomic_to_netcdf(ds, path, encoding=enc)
-
-
 def atomic_to_netcdf(ds: xr.Dataset, path: Path, encoding=None) -> Path:
-    """ds.to_netcdf under a temporary name, then rename; nothing is left behind on failure."""
+    """ds.to_netcdf under a temporary name unique to this run, then rename; nothing is left behind on failure."""
     path = Path(path)
-    try:
+    with writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OSError(f"cannot create output folder {path.parent}: {exc.strerror or exc}") from None
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = temporary_path(path)
     try:
-        ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
-        os.replace(tmp, path)
-    except BaseException as exc:
+        with writing(path):
+            ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
+            os.replace(tmp, path)
+    finally:
         tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise OSError(f"cannot write {path}: {exc.strerror or exc}") from None
-        raise
     log.info("wrote %s", path)
     return path

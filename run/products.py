@@ -1,23 +1,27 @@
-"""End of a run (rank 0): gridded outputs, the comparison products, diagnostics, skill table, figures.
+"""End of a run (rank 0): the comparison products, diagnostics, skill table and figures, from the streamed files.
 
-Files in ``output.dir``:
+During the run :class:`smda.run.recorder.Recorder` writes, record by record (``.part`` until the end):
 
 * ``<name>_analysis.nc``: ensemble mean and spread of background and analysis (sm_surface,
-  sm_rootzone, t_skin, t_deep), the open loop and the truth at every analysis time;
+  sm_rootzone, t_skin, t_deep, TB), the open loop and the truth at every analysis time;
 * ``<name>_daily.nc``: daily-mean fluxes (evapotranspiration, runoff, drainage, heat fluxes);
 * ``<name>_obs_diagnostics.csv``: one row per observation and cycle (value, HX forecast mean and
-  spread, HX analysis mean, error std, QC reason) and ``<name>_obs_summary.md`` (normalized
-  innovation variance, Desroziers estimates);
-* ``products/<product>.nc``: ``sm_surface`` (time, y, x) of every product (truth, openloop,
-  analysis, satellite, dispatch, empirical, ...) in the format ``smda validate`` reads;
-* ``predictors.nc``: the 1 km LST and NDVI the comparison operators used (``smda downscale``);
-* ``<name>_skill.csv`` / ``.md`` and ``figures/*.png`` (twin experiments).
+  spread, HX analysis mean, error std, QC reason);
+* ``products/<product>.nc``: ``sm_surface`` (time, y, x) of truth, openloop, analysis, satellite;
+* ``predictors.nc``: the 1 km LST and NDVI the comparison operators use (``smda downscale``).
+
+At the end, :func:`finish` adds, one time at a time (memory independent of the run length):
+``products/<method>.nc`` of the comparison methods, ``<name>_obs_summary.md`` (normalized innovation
+variance, Desroziers estimates), rescaling statistics, and for twin experiments
+``synthetic_stations.csv``, ``<name>_skill.csv`` / ``.md`` and ``figures/*.png``; then it renames the
+``.part`` files.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -29,119 +33,96 @@ from smda.assimilation.filters.diagnostics import desroziers
 from smda.assimilation.observations import bias
 from smda.assimilation.observations.table import QC_REASONS, ObsTable
 from smda.model.grid import NEST
-from smda.run import output
 from smda.run.insitu import Station, write_csv
 from smda.run.metrics import skill_table
 from smda.run.namelist import Namelist, dump
+from smda.run.recorder import Recorder
 from smda.run.setup import make_domain
 
 log = logging.getLogger(__name__)
 
 
-def _canonical_cells(drv):
-    return np.concatenate([drv.exp.dec.cells(r) for r in range(drv.exp.size)])
-
-
-def _to_grid(drv, arrays):
-    """List of canonical-order (n_land,) arrays -> (time, nrows, ncols) with NaN off land."""
-    dom = drv.exp.domain
-    cells = _canonical_cells(drv)
-    out = np.full((len(arrays), dom.n_cells), np.nan)
-    for i, a in enumerate(arrays):
-        out[i, cells] = a
-    return out.reshape(len(arrays), dom.nrows, dom.ncols)
-
-
-def _attrs(nl: Namelist, **extra):
+def run_attrs(nl: Namelist, fill_record=None, **extra) -> dict:
+    """Global attributes of a run's files: the resolved namelist and any generator-filled forcing."""
+    if fill_record:
+        extra["forcing_fill"] = "; ".join(f"{k}: {v}" for k, v in fill_record.items())
     return {"smda_namelist": dump(nl), "case": nl.name, **extra}
 
 
-def _run_attrs(drv, **extra):
-    """Global attributes of a run's files: the resolved namelist and any generator-filled forcing."""
-    fill = getattr(drv.ens_weather, "fill_record", {})
-    if fill:
-        extra["forcing_fill"] = "; ".join(f"{k}: {v}" for k, v in fill.items())
-    return _attrs(drv.nl, **extra)
-
-
 def finish(drv):
-    """Write every output of a finished run and print the skill table (twin experiments)."""
-    nl, exp = drv.nl, drv.exp
+    """Complete the outputs of a finished run (rank 0) and print the skill table (twin experiments)."""
+    nl, rec = drv.nl, drv.rec
     out = nl.output.dir
-    h = drv.history
-    times = np.array(drv.times, "datetime64[s]")
-    if times.size:
-        fields = {name: _to_grid(drv, h[name]) for name in h
-                  if name.split("_")[0] in ("sm", "t", "tb") and not name.startswith("sm_surface_satellite")}
-        output.write(out / f"{nl.name}_analysis.nc", fields, domain=exp.domain, times=times, attrs=_run_attrs(drv))
-    if nl.output.daily_means and "_daily_time" in h:
-        daily = {name[len("daily_"):] + "_mean": _to_grid(drv, h[name]) for name in h if name.startswith("daily_")}
-        output.write(out / f"{nl.name}_daily.nc", daily, domain=exp.domain,
-                     times=np.array(h["_daily_time"], "datetime64[s]"), attrs=_run_attrs(drv))
-    _write_obs_diagnostics(drv)
-    if not times.size:
+    diag = rec.part(f"{nl.name}_obs_diagnostics.csv")
+    if diag.exists():
+        _write_obs_summary(nl, pd.read_csv(diag))
+    sat, pred = rec.part("products/satellite.nc"), rec.part("predictors.nc")
+    if sat.exists() and pred.exists():
+        run_comparison(nl, drv.exp.domain, sat, pred, rec)
+    written = rec.finish()
+    if not any(p.parent.name == "products" for p in written):
         log.warning("no analysis times in the period: no products written")
         return
-    products = {"truth": "sm_surface_truth", "openloop": "sm_surface_openloop_mean",
-                "analysis": "sm_surface_analysis_mean", "satellite": "sm_surface_satellite"}
-    grids = {p: _to_grid(drv, h[k]) for p, k in products.items() if k in h}
-    if "lst" in h:
-        lst, ndvi = _to_grid(drv, h["lst"]), _to_grid(drv, h["ndvi"])
-        days = np.array(drv.days, "datetime64[D]")
-        elevation = _to_grid(drv, [drv.elevation])[0]
-        output.write(out / "predictors.nc", {"lst": lst, "ndvi": ndvi}, domain=exp.domain,
-                     times=days.astype("datetime64[s]"), attrs=_run_attrs(drv),
-                     extra={"elevation": xr.DataArray(elevation, dims=("y", "x"), attrs=output.variable_attrs("elevation"))})
-        grids.update(run_comparison(nl, exp.domain, times, grids["satellite"], days, lst, ndvi, elevation))
-    for name, g in grids.items():
-        output.write(out / "products" / f"{name}.nc", {"sm_surface": g}, domain=exp.domain, times=times,
-                     attrs=_run_attrs(drv, product=name))
-    stale = sorted(p.name for p in (out / "products").glob("*.nc") if p.stem not in grids)
+    names = [p.stem for p in written if p.parent.name == "products"]
+    stale = sorted(p.name for p in (out / "products").glob("*.nc") if p.stem not in names)
     if stale:
         log.warning("products/ also holds files this run did not write (an earlier run or smda downscale): %s; "
                     "smda validate will include them", ", ".join(stale))
-    if "truth" in grids:
-        _write_synthetic_stations(out / "synthetic_stations.csv", grids["truth"], times, exp.domain)
-        # within-pixel anomalies over the observation grid's pixels (36 km blocks for the non-nested M25)
-        coarse = NEST.get(nl.observations.grid, 36)
-        table = skill_table({k: v for k, v in grids.items() if k != "truth"}, grids["truth"], coarse=coarse)
-        table.to_csv(out / f"{nl.name}_skill.csv")
-        (out / f"{nl.name}_skill.md").write_text(_markdown(table))
-        print(f"\nSkill against the 1 km truth ({nl.name}, {times.size} analysis times, m3/m3):\n")
-        print(_markdown(table))
-        if nl.output.figures:
-            from smda.run.figures import skill_figures
-
-            skill_figures(out / "figures", grids, times, table, exp.domain)
+    if "truth" in names:
+        _twin_skill(nl, drv.exp.domain, out, names)
 
 
-def run_comparison(nl, domain, times, satellite, days, lst, ndvi, elevation):
-    """The comparison operators at every analysis time, with that day's 1 km LST and NDVI."""
+def _twin_skill(nl, domain, out: Path, names):
+    """Twin experiments: synthetic stations, the skill table against the 1 km truth, figures."""
+    grids = {}
+    for name in names:
+        with xr.open_dataset(out / "products" / f"{name}.nc") as ds:
+            grids[name] = ds["sm_surface"].values.astype(float)
+            times = ds["time"].values.astype("datetime64[s]")
+    _write_synthetic_stations(out / "synthetic_stations.csv", grids["truth"], times, domain)
+    # within-pixel anomalies over the observation grid's pixels (36 km blocks for the non-nested M25)
+    coarse = NEST.get(nl.observations.grid, 36)
+    table = skill_table({k: v for k, v in grids.items() if k != "truth"}, grids["truth"], coarse=coarse)
+    table.to_csv(out / f"{nl.name}_skill.csv")
+    (out / f"{nl.name}_skill.md").write_text(_markdown(table))
+    print(f"\nSkill against the 1 km truth ({nl.name}, {times.size} analysis times, m3/m3):\n")
+    print(_markdown(table))
+    if nl.output.figures:
+        from smda.run.figures import skill_figures
+
+        skill_figures(out / "figures", grids, times, table, domain)
+
+
+def run_comparison(nl, domain, satellite: Path, predictors: Path, rec: Recorder):
+    """The comparison methods at every time of the satellite product, with that day's 1 km LST and NDVI,
+    one time at a time, appended to ``products/<method>.nc`` by ``rec`` (rank 0)."""
     methods = list(nl.comparison.methods)
     if not methods:
-        return {}
+        return
     pixel_of_cell = downscaling.pixel_of_cell_for(domain, "M36")
     n_pix = int(pixel_of_cell.max()) + 1
-    out = {m: np.full(satellite.shape, np.nan) for m in methods}
     histories = {m: CoarseHistory(window_days=nl.comparison.window_days) for m in methods if m != "dispatch"}
-    for i, t in enumerate(times):
-        d = np.datetime64(t, "D")
-        k = np.flatnonzero(days == d)
-        if not k.size:
-            continue
-        sm_coarse = _pixel_values(satellite[i], pixel_of_cell, n_pix)
-        if not np.isfinite(sm_coarse).any():
-            continue
-        args = dict(sm_coarse=sm_coarse, pixel_of_cell=pixel_of_cell, lst=lst[k[:1]], ndvi=ndvi[k[0]],
-                    elevation_m=elevation)
-        t_days = float((t - np.datetime64("2000-01-01", "s")) / np.timedelta64(86400, "s"))
-        for m in methods:
-            settings = {"see_model": nl.comparison.sm_model} if m == "dispatch" else {"use_tb": False}
-            hist = histories.get(m)
-            out[m][i] = downscaling.downscale(m, history=hist, **args, **settings)
-            if hist is not None:
-                hist.add(t_days, **args)
-    return out
+    attrs = run_attrs(nl)
+    with xr.open_dataset(satellite) as s, xr.open_dataset(predictors) as p:
+        days = p["time"].values.astype("datetime64[D]")
+        elevation = p["elevation"].values.astype(float)
+        for i, t in enumerate(s["time"].values.astype("datetime64[s]")):
+            k = np.flatnonzero(days == np.datetime64(t, "D"))
+            sm_coarse = _pixel_values(s["sm_surface"].values[i].astype(float), pixel_of_cell, n_pix)
+            est = {m: np.full(domain.shape, np.nan) for m in methods}
+            if k.size and np.isfinite(sm_coarse).any():
+                args = dict(sm_coarse=sm_coarse, pixel_of_cell=pixel_of_cell,
+                            lst=p["lst"].values[k[:1]].astype(float), ndvi=p["ndvi"].values[k[0]].astype(float),
+                            elevation_m=elevation)
+                t_days = float((t - np.datetime64("2000-01-01", "s")) / np.timedelta64(86400, "s"))
+                for m in methods:
+                    settings = {"see_model": nl.comparison.sm_model} if m == "dispatch" else {"use_tb": False}
+                    hist = histories.get(m)
+                    est[m] = downscaling.downscale(m, history=hist, **args, **settings)
+                    if hist is not None:
+                        hist.add(t_days, **args)
+            for m in methods:
+                rec.append(f"products/{m}.nc", t, {"sm_surface": est[m].astype(np.float32)}, **attrs, product=m)
 
 
 def _write_synthetic_stations(path, truth, times, domain, n_side=3):
@@ -176,16 +157,8 @@ def obs_frame(obs_rows) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _write_obs_diagnostics(drv):
-    nl = drv.nl
-    df = pd.concat([drv.obs_before_restart, obs_frame(drv.obs_rows)], ignore_index=True)
-    if df.empty:
-        return
-    path = nl.output.dir / f"{nl.name}_obs_diagnostics.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    df.to_csv(tmp, index=False)
-    tmp.replace(path)
+def _write_obs_summary(nl, df: pd.DataFrame):
+    """``<name>_obs_summary.md`` and (without rescaling) the rescaling statistics, from the diagnostics rows."""
     if nl.observations.rescaling == "none":
         _write_rescaling(nl, df)
     used = (df["qc"] == 0).to_numpy() & np.isfinite(df["hx_forecast_mean"].to_numpy())
@@ -244,19 +217,13 @@ def downscale_from_files(nl: Namelist, methods):
     for p in (sat_path, pred_path):
         if not p.exists():
             raise FileNotFoundError(f"{p} not found: run `smda run` on this namelist first")
-    domain = make_domain(nl)
-    with xr.open_dataset(sat_path) as s, xr.open_dataset(pred_path) as p:
-        times = s["time"].values.astype("datetime64[s]")
-        sat = s["sm_surface"].values.astype(float)
-        days = p["time"].values.astype("datetime64[D]")
-        lst, ndvi = p["lst"].values.astype(float), p["ndvi"].values.astype(float)
-        elevation = p["elevation"].values.astype(float)
     for m in methods:
         downscaling.METHODS[m]  # unknown names: an error listing the valid ones
+    domain = make_domain(nl)
     nl2 = dataclasses.replace(nl, comparison=dataclasses.replace(nl.comparison, methods=tuple(methods)))
-    res = run_comparison(nl2, domain, times, sat, days, lst, ndvi, elevation)
-    for name, g in res.items():
-        output.write(out / "products" / f"{name}.nc", {"sm_surface": g}, domain=domain, times=times,
-                     attrs=_attrs(nl, product=name))
-        log.info("%s: %d of %d cell-times estimated", name, int(np.isfinite(g).sum()), g.size)
-
+    rec = Recorder(out, domain, [np.flatnonzero(domain.land.ravel())])
+    run_comparison(nl2, domain, sat_path, pred_path, rec)
+    for path in rec.finish():
+        with xr.open_dataset(path) as ds:
+            g = ds["sm_surface"].values
+        log.info("%s: %d of %d cell-times estimated", path.stem, int(np.isfinite(g).sum()), g.size)

@@ -89,11 +89,16 @@ def test_restart_equals_uninterrupted(tmp_path):
     smda("run", full)
     smda("run", split, "--stop-after-days", 2)
     out = split.parent / "out"
-    assert not (out / "products").exists(), "an interrupted run must not leave products that look complete"
+    looks_complete = [p for p in out.rglob("*") if p.is_file() and "restart" not in p.parts and p.suffix != ".part"]
+    assert not looks_complete, "an interrupted run must not leave outputs that look complete"
+    assert (out / "products" / "analysis.nc.part").exists()  # streamed, and readable while the run goes on
+    with xr.open_dataset(out / "products" / "analysis.nc.part") as ds:
+        assert ds.sizes["time"] > 0
     ckpt = sorted((out / "restart").glob("*.nc"))
     assert [p.name for p in ckpt] == ["tiny_2019-05-04T00.nc"]
     smda("run", split, "--restart", ckpt[0])
     assert_same_outputs(full.parent / "out", out)
+    assert not list(out.rglob("*.part"))
 
 
 def test_restart_mismatch_refused(tmp_path):

@@ -7,6 +7,7 @@ from smda.forcing import units
 from smda.model import lsm, soil, state
 from smda.model.grid import Domain
 from smda.run import output
+from smda.run.recorder import Recorder
 from smda.variables import VARIABLES, Variable, bounds, names
 
 
@@ -57,6 +58,7 @@ def test_attributes_of_decorated_names():
 
 def test_writer_refuses_a_variable_without_units(tmp_path):
     dom = Domain(0, 0, 36, 36, np.ones((36, 36), bool))
+    rec = Recorder(tmp_path, dom, [np.arange(dom.n_cells)])
     with pytest.raises(ValueError, match="no units"):
-        output.write(tmp_path / "x.nc", {"soil_wetness_analysis_mean": np.zeros((36, 36))}, domain=dom)
+        rec.append("x.nc", np.datetime64("2020-01-01"), {"soil_wetness_analysis_mean": np.zeros((36, 36))})
     assert not list(tmp_path.iterdir())

@@ -1,0 +1,249 @@
+"""Streaming outputs: every record is written when it is produced, so memory does not grow with run length.
+
+Each output file gets one record (a time slice) at a time along an unlimited ``time`` dimension.
+Every rank passes its cells' values of a field; rank 0 gathers that one field (canonical cell order,
+``comm.gather`` of a (n_local,) array), places it on the (y, x) grid and appends it, so the memory of
+rank 0 is bounded by one gridded field on top of its own state, whatever the run length and rank count.
+Between records a file is closed, so it can be read while the run goes on.
+
+While the run goes on (and when it stops early), files carry the suffix ``.part``: a file without it
+is complete. :meth:`Recorder.finish` renames them when the run has ended. A checkpoint records
+:meth:`Recorder.positions` (records per file); a continued run :meth:`Recorder.resume` s from those
+positions, dropping records written after the checkpoint, so the final files equal those of an
+uninterrupted run.
+
+Why gather to rank 0 rather than parallel netCDF or per-rank tiles: the mpich wheel and most Python
+HDF5 builds have no parallel HDF5, and tiles need a merge step; one field per gather is 8 bytes per land
+cell (8 MB for 1e6 cells), small next to a rank's ensemble state (see benchmarks/scale.py).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+
+from smda import __version__
+from smda.run.guard import temporary_path, writing
+from smda.run.output import domain_coords, grid_mapping, variable_attrs
+
+log = logging.getLogger(__name__)
+
+PART = ".part"
+TIME_UNITS = "seconds since 2000-01-01 00:00:00"
+_EPOCH = np.datetime64("2000-01-01T00:00:00", "s")
+
+
+class Recorder:
+    """The output files of one run. Collective calls (every rank): :meth:`record`; rank 0 only: the rest."""
+
+    def __init__(self, out_dir: Path, domain, cells_of_rank, comm=None, attrs=None):
+        self.out = Path(out_dir)
+        self.domain = domain
+        self.comm = comm
+        self.root = comm is None or comm.rank == 0
+        self.cells = np.concatenate(cells_of_rank)  # canonical order: rank by rank, pixel-major inside a rank
+        self.attrs = dict(attrs or {})
+        self.counts: dict[str, int] = {}  # file (relative to out_dir) -> records written (rank 0)
+        self.started: set[str] = set()  # files with at least one record (every rank)
+
+    # ------------------------------------------------------------------ gridded records
+    def gather(self, a: np.ndarray):
+        """Concatenate per-rank (n_local, ...) arrays in canonical cell order on rank 0 (None elsewhere)."""
+        if self.comm is None or self.comm.size == 1:
+            return np.asarray(a)
+        parts = self.comm.gather(np.asarray(a), root=0)
+        return np.concatenate(parts, axis=0) if self.root else None
+
+    def grid(self, values: np.ndarray) -> np.ndarray:
+        """Canonical-order land values -> (y, x) float32 with NaN off land."""
+        out = np.full(self.domain.n_cells, np.nan, np.float32)
+        out[self.cells] = values
+        return out.reshape(self.domain.nrows, self.domain.ncols)
+
+    def record(self, name: str, time, fields: dict, static: dict | None = None, **attrs):
+        """Append one record of ``fields`` (variable -> this rank's (n_local,) values) at ``time`` to file
+        ``name`` (relative to the output folder); ``static`` (variable -> (n_local,)) is written once, when
+        the file is created. Collective: one gather per field."""
+        values = {v: self.gather(a) for v, a in fields.items()}
+        fixed = {v: self.gather(a) for v, a in (static or {}).items()} if name not in self.started else {}
+        self.started.add(name)  # on every rank: the static fields are gathered once
+        if self.root:
+            self.append(name, time, {v: self.grid(a) for v, a in values.items()},
+                        {v: self.grid(a) for v, a in fixed.items()}, **attrs)
+
+    def append(self, name: str, time, grids: dict, static: dict | None = None, **attrs):
+        """Rank 0: append one record of gridded (y, x) ``grids`` to file ``name`` (created at the first record,
+        with the (y, x) ``static`` fields and the global ``attrs``)."""
+        path = self._part(name)
+        if name not in self.counts:
+            self._create(path, list(grids), static or {}, attrs)
+            self.counts[name] = 0
+        i = self.counts[name]
+        with writing(path), _open(path, "a") as ds:
+            ds["time"][i] = (np.datetime64(time, "s") - _EPOCH) / np.timedelta64(1, "s")
+            for v, g in grids.items():
+                ds[v][i] = g
+        self.counts[name] = i + 1
+
+    def _create(self, path: Path, names, static, attrs):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temporary_path(path)
+        d = self.domain
+        try:
+            with writing(path), _open(tmp, "w") as ds:
+                ds.createDimension("time", None)
+                ds.createDimension("y", d.nrows)
+                ds.createDimension("x", d.ncols)
+                t = ds.createVariable("time", "f8", ("time",))
+                t.setncatts({"standard_name": "time", "axis": "T", "units": TIME_UNITS, "calendar": "standard"})
+                for cname, (dims, values, catts) in domain_coords(d).items():
+                    var = ds.createVariable(cname, "f8", dims if isinstance(dims, tuple) else (dims,))
+                    var[:] = values
+                    var.setncatts(catts)
+                crs = ds.createVariable("crs", "i4")
+                crs.setncatts(grid_mapping().attrs)
+                for v in names:
+                    var = ds.createVariable(v, "f4", ("time", "y", "x"), zlib=True, complevel=4,
+                                            chunksizes=(1, d.nrows, d.ncols), fill_value=np.float32(np.nan))
+                    var.setncatts({**variable_attrs(v), "grid_mapping": "crs", "coordinates": "lat lon"})
+                for v, g in static.items():
+                    var = ds.createVariable(v, "f4", ("y", "x"), zlib=True, complevel=4, fill_value=np.float32(np.nan))
+                    var.setncatts({**variable_attrs(v), "grid_mapping": "crs", "coordinates": "lat lon"})
+                    var[:] = g
+                ds.setncatts({"Conventions": "CF-1.8", "title": "smda 1 km soil moisture", "institution": "smda",
+                              "source": f"smda {__version__}",
+                              "history": f"{np.datetime64('now', 's')} created by smda {__version__}",
+                              **self.attrs, **attrs})
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    # ------------------------------------------------------------------ table rows (observation diagnostics)
+    def rows(self, name: str, frame):
+        """Append the rows of a pandas DataFrame to the CSV file ``name`` (rank 0)."""
+        if not self.root or frame.empty:
+            return
+        path = self._part(name)
+        new = name not in self.counts
+        if new:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.counts[name] = 0
+        with writing(path), open(path, "w" if new else "a", newline="") as f:
+            frame.to_csv(f, index=False, header=new)
+        self.counts[name] += len(frame)
+
+    # ------------------------------------------------------------------ positions, restart, end
+    def positions(self) -> dict[str, int]:
+        """Records written per file (rank 0; stored in checkpoints)."""
+        return dict(self.counts)
+
+    def resume(self, positions: dict[str, int]):
+        """Continue the files of a stopped run at ``positions``, dropping later records (rank 0).
+
+        Files missing altogether start anew from the restart time (e.g. a new output folder, or the
+        continuation of a finished spin-up run); a file shorter than its position is an error.
+        """
+        if not self.root:
+            return
+        present = {n: p for n, p in positions.items() if self._part(n).exists()}
+        if not present:
+            if positions:
+                log.info("no outputs of the stopped run in %s: writing new outputs from the restart time", self.out)
+            return
+        for name, n in present.items():
+            path = self._part(name)
+            have = _csv_rows(path) if path.suffix == ".csv" or name.endswith(".csv") else _nc_records(path)
+            if have < n:
+                raise ValueError(f"{path} holds {have} records, the checkpoint expects {n}: it is not the output of "
+                                 "the run that wrote the checkpoint; continue into a new output.dir")
+            if have > n:
+                (_truncate_csv if name.endswith(".csv") else _truncate_nc)(path, n)
+                log.info("%s: dropped %d records written after the checkpoint", path.name, have - n)
+            self.counts[name] = n
+
+    def check_schema(self, name: str, variables):
+        """ValueError if the part file ``name`` of a stopped run holds other variables than this run writes."""
+        path = self._part(name)
+        if not self.root or name not in self.counts or not path.exists():
+            return
+        with _open(path, "r") as ds:
+            have = sorted(v for v in ds.variables if ds[v].dimensions == ("time", "y", "x"))
+        if have != sorted(variables):
+            raise ValueError(f"{path} holds {have}, this run writes {sorted(variables)} (different filter or "
+                             "outputs than the stopped run): continue into a new output.dir")
+
+    def finish(self) -> list[Path]:
+        """Rename every ``.part`` file to its final name (rank 0); returns the final paths."""
+        if not self.root:
+            return []
+        done = []
+        for name in self.counts:
+            final = self.out / name
+            os.replace(self._part(name), final)
+            done.append(final)
+            log.info("wrote %s", final)
+        return done
+
+    def part(self, name: str) -> Path:
+        """Path of the file ``name`` while the run goes on."""
+        return self._part(name)
+
+    def _part(self, name: str) -> Path:
+        return self.out / (name + PART)
+
+
+def _open(path: Path, mode: str):
+    """netCDF4.Dataset with errors that name the file and the cause (disk full, permissions)."""
+    try:
+        return netCDF4.Dataset(path, mode, format="NETCDF4")
+    except OSError as exc:
+        raise OSError(f"cannot {'read' if mode == 'r' else 'write'} {path}: {exc.strerror or exc}") from None
+
+
+def _nc_records(path: Path) -> int:
+    with _open(path, "r") as ds:
+        return len(ds.dimensions["time"])
+
+
+def _csv_rows(path: Path) -> int:
+    with open(path, newline="") as f:
+        return max(sum(1 for _ in csv.reader(f)) - 1, 0)
+
+
+def _truncate_nc(path: Path, n: int):
+    """Keep the first ``n`` records of every time-dependent variable (one record at a time)."""
+    tmp = temporary_path(path)
+    with _open(path, "r") as src, _open(tmp, "w") as dst:
+        dst.setncatts(src.__dict__)
+        for dname, dim in src.dimensions.items():
+            dst.createDimension(dname, None if dim.isunlimited() else len(dim))
+        for vname, var in src.variables.items():
+            filters = var.filters() or {}
+            kw = {"zlib": bool(filters.get("zlib")), "complevel": filters.get("complevel", 4)}
+            if var.chunking() not in (None, "contiguous"):
+                kw["chunksizes"] = var.chunking()
+            fill = var.__dict__.get("_FillValue")
+            out = dst.createVariable(vname, var.dtype, var.dimensions, fill_value=fill, **kw)
+            out.setncatts({k: v for k, v in var.__dict__.items() if k != "_FillValue"})
+            if var.dimensions and var.dimensions[0] == "time":
+                for i in range(n):
+                    out[i] = var[i]
+            else:
+                out[...] = var[...]
+    os.replace(tmp, path)
+
+
+def _truncate_csv(path: Path, n: int):
+    tmp = temporary_path(path)
+    with open(path, newline="") as src, open(tmp, "w", newline="") as dst:
+        for i, line in enumerate(src):
+            if i > n:
+                break
+            dst.write(line)
+    os.replace(tmp, path)
