@@ -106,7 +106,9 @@ def test_restart_mismatch_refused(tmp_path):
     smda("run", a, "--stop-after-days", 1)
     ckpt = next((a.parent / "out" / "restart").glob("*.nc"))
     r = smda("run", a, "--restart", ckpt, "--set", "model.ensemble_size=8", check=False)
-    assert r.returncode == 1 and "does not match this run" in r.stderr and "n_members" in r.stderr
+    assert r.returncode == 1 and "does not match this run" in r.stderr and "model.ensemble_size" in r.stderr
+    r = smda("run", a, "--restart", ckpt, "--set", "forcing.openloop_precip_bias=0.8", check=False)
+    assert r.returncode == 1 and "forcing.openloop_precip_bias: file has 0.7, this run has 0.8" in r.stderr
     r = smda("run", a, "--restart", a, check=False)
     assert r.returncode == 1 and "not a readable netCDF restart" in r.stderr
 
@@ -117,7 +119,8 @@ def test_unwritable_output_and_missing_input(tmp_path):
     blocker.write_text("x")
     r = smda("run", a, "--set", f"output.dir={blocker}/sub", "--set", "time.end=2019-05-03T00:00", check=False)
     assert r.returncode == 1 and "cannot" in r.stderr and str(blocker) in r.stderr
-    assert not list(tmp_path.rglob("*.nc.tmp"))
+    assert "smda.progress" not in r.stderr  # refused before the time loop
+    assert not list(tmp_path.rglob("*.tmp"))
     r = smda("run", a, "--set", "domain.parameters=missing.nc", check=False)
     assert r.returncode == 1 and "missing.nc" in r.stderr
     r = smda("run", a, "--set", "assimilation.filter=kalman", check=False)

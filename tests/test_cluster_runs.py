@@ -1,0 +1,123 @@
+"""Cluster-scale behaviour of `smda run`: bounded memory and checkpoints, uneven rank counts, stop signals,
+locked folders, cycles without accepted observations, and an open-loop spin-up continued with a filter."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tracemalloc
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from smda.run.driver import Driver
+from smda.run.guard import EXIT_STOPPED
+from smda.run.namelist import load
+from tests.conftest import REPO
+from tests.test_driver import assert_same_outputs, case, smda
+
+
+def _data_bytes(path):
+    with xr.open_dataset(path) as ds:
+        return sum(v.nbytes for v in ds.data_vars.values())
+
+
+def test_checkpoint_size_and_memory_do_not_grow_with_run_length(tmp_path):
+    a = case(tmp_path, end="2019-05-12T00:00")
+    nl = load(a)
+    drv = Driver(nl)
+    drv.run(stop_after_days=1)  # compile, open the output files
+    tracemalloc.start()
+    drv.run(stop_after_days=2)
+    after_3_days = tracemalloc.get_traced_memory()[0]
+    drv.run(stop_after_days=6)
+    after_9_days = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert after_9_days - after_3_days < 256 * 1024, "memory grows with run length"
+    early, late = drv.checkpoint(drv.step0 - 6 * drv.steps_per_day), drv.checkpoint(drv.step0)
+    assert _data_bytes(early) == _data_bytes(late) > 0
+    assert abs(early.stat().st_size - late.stat().st_size) < 4096
+    with xr.open_dataset(drv.rec.part("products/analysis.nc")) as ds:  # outputs appended, readable meanwhile
+        assert ds.sizes["time"] == drv.cycle > 3
+
+
+@pytest.mark.mpi
+def test_three_ranks_equal_one(tmp_path):
+    one, three = case(tmp_path, sub="one"), case(tmp_path, sub="three")
+    wide = ("--set", "domain.size_km=[144, 36]")  # 4 pixels on 3 ranks: an uneven split
+    smda("run", one, *wide)
+    smda("run", three, *wide, ranks=3)
+    assert_same_outputs(one.parent / "out", three.parent / "out")
+
+
+def _start(case_path):
+    cmd = [sys.executable, "-m", "smda.run.cli", "run", str(case_path)]
+    env = {**os.environ, "NUMBA_NUM_THREADS": "1"}
+    return subprocess.Popen(cmd, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+
+
+def test_sigterm_checkpoints_and_the_continued_run_equals_the_uninterrupted_one(tmp_path):
+    full, cut = case(tmp_path, sub="full"), case(tmp_path, sub="cut")
+    smda("run", full)
+    with _start(cut) as proc:
+        for line in proc.stderr:  # wait until the time loop has passed its first analysis
+            if "analysis 2019-05-03" in line:
+                proc.send_signal(signal.SIGTERM)
+                break
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=120) == EXIT_STOPPED, rest[-2000:]
+    out = cut.parent / "out"
+    ckpt = sorted((out / "restart").glob("*.nc"))
+    assert len(ckpt) == 1 and "stop requested by SIGTERM" in rest
+    assert not [p for p in out.rglob("*") if p.is_file() and "restart" not in p.parts and p.suffix != ".part"]
+    assert not (out / ".smda.lock").exists()
+    smda("run", cut, "--restart", ckpt[0])
+    assert_same_outputs(full.parent / "out", out)
+
+
+def test_a_second_run_into_a_locked_folder_is_refused_at_once(tmp_path):
+    a = case(tmp_path)
+    out = a.parent / "out"
+    out.mkdir()
+    lock = {"host": socket.gethostname(), "pid": os.getpid(), "started": "2026-01-01T00:00:00", "case": "tiny"}
+    (out / ".smda.lock").write_text(pd.Series(lock).to_json())
+    t0 = time.perf_counter()
+    r = smda("run", a, check=False)
+    assert r.returncode == 1 and f"pid {os.getpid()}" in r.stderr and socket.gethostname() in r.stderr
+    assert "smda.progress" not in r.stderr and time.perf_counter() - t0 < 60
+    assert (out / ".smda.lock").exists()  # the other run's lock is left alone
+
+
+def test_a_cycle_whose_observations_are_all_rejected_is_counted_and_does_not_crash(tmp_path):
+    nl = load(case(tmp_path))
+    drv = Driver(nl)
+    drv.run(stop_after_days=1)
+    t = drv.time_of(drv.step0)
+    veg = drv.exp.vegetation_on(122.0)
+    table, sm = drv._synthetic_obs(drv.step0, t, np.ones(len(drv.pixels), bool), veg)
+    table = table.with_qc(np.ones(len(table), bool), "rfi")
+    before, counts = drv.analysis.state.data.copy(), (drv.cycle, drv.n_obs, drv.n_used)
+    drv._cycle(drv.step0, t, veg, table, sm)
+    np.testing.assert_array_equal(drv.analysis.state.data, before)  # the analysis is the background
+    assert (drv.cycle, drv.n_obs, drv.n_used) == (counts[0] + 1, counts[1] + len(table), counts[2])
+    rows = pd.read_csv(drv.rec.part("tiny_obs_diagnostics.csv"))
+    assert (rows["qc_reason"] == "rfi").sum() == len(table)
+
+
+def test_an_open_loop_spin_up_continues_with_the_letkf(tmp_path):
+    spin = case(tmp_path, filter="none", end="2019-05-04T00:00", sub="spin")
+    smda("run", spin)
+    ckpt = sorted((spin.parent / "out" / "restart").glob("*.nc"))[-1]
+    r = smda("run", spin, "--restart", ckpt, "--set", "assimilation.filter=letkf",
+             "--set", "time.end=2019-05-06T00:00", "--set", "output.dir=assim")
+    out = spin.parent / "assim"
+    assert "the analysis ensemble starts from the open-loop ensemble" in r.stderr
+    with xr.open_dataset(out / "tiny_analysis.nc") as ds:
+        assert ds["time"].values.min() > np.datetime64("2019-05-04T00:00")
+        assert "sm_surface_analysis_mean" in ds and ds.sizes["time"] > 0
+    d = pd.read_csv(out / "tiny_obs_diagnostics.csv")
+    assert (d["qc"] == 0).sum() > 0
