@@ -22,7 +22,7 @@ EPILOG = """examples:
   smda run case.yaml --restart out/restart/case_2019-06-01T00.nc
   smda validate case.yaml --insitu path/to/ismn_data
   smda downscale case.yaml --method dispatch
-  smda info case.yaml --set model.ensemble_size=32
+  smda info case.yaml --set model.ensemble_size=32 --ranks 64
 """
 
 
@@ -54,7 +54,19 @@ def _parser():
     i = sub.add_parser("info", parents=[common], help="print the resolved namelist, domain size and memory estimate",
                        description="Print the resolved namelist (every default filled in), the domain and a memory estimate.")
     i.add_argument("--keys", action="store_true", help="print the documentation of every namelist key (Markdown)")
+    i.add_argument("--ranks", type=_positive_int, default=1, metavar="N",
+                   help="MPI ranks of the run the memory estimate is for (per rank; default 1)")
     return p
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
 
 
 def _setup_logging(args, rank=0):
@@ -87,7 +99,7 @@ def main(argv=None) -> int:
         if args.command == "info":
             from smda.run.info import info
 
-            info(nl, keys=args.keys)
+            info(nl, keys=args.keys, ranks=args.ranks)
         elif args.command == "run":
             from smda.run.driver import run
 

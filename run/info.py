@@ -1,6 +1,39 @@
-"""``smda info``: the resolved namelist, the domain and a memory estimate."""
+"""``smda info``: the resolved namelist, the domain and a per-rank memory estimate.
+
+The memory estimate (:func:`memory_estimate`) models what one MPI rank of ``smda run`` holds, term by
+term, from the namelist and the domain decomposition (:mod:`smda.run.decomp`):
+
+- **baseline**: the interpreter, numpy/numba/xarray/pandas/netCDF4/mpi4py, the smda modules and the
+  numba kernels loaded from their cache (:data:`BASELINE_MIB`, the measured peak of a 36 x 36 km,
+  2-member run, whose arrays are negligible; ``benchmarks/scale.py`` measures it again);
+- **ensemble states**: ``n x 6 x members x 8`` bytes for the truth (1 member), the open loop and the
+  analysis ensemble (N members each), ``n`` the rank's land cells (:class:`smda.model.state.State`);
+- **model arrays**: the fluxes of every run (:class:`smda.model.lsm.Fluxes`: 10 float64 and 2 uint8
+  per cell and member), the ensemble forcing (7 x n x N float64) and the forcing-perturbation lattice;
+- **static**: per-cell parameters and coordinates, the soil table, the vegetation of the day, daily flux
+  sums, the rain of the last day, footprint weights, plus domain-wide index arrays on every rank;
+- **work arrays** of an analysis cycle (on top of the above, then freed): the 1 km TB of every member
+  and the footprint input field built from it (6 x n x N float64 per incidence angle at the second
+  model-equivalent call), the background TB kept for the outputs (2 x n x N), the filter's copy of the
+  updated variables (len(update) x n x N), the LETKF weight lattice (points x N x N);
+- **outputs**: the largest of (a) an analysis record: the fields of one record gathered on rank 0 and
+  gridded (float32), (b) the checkpoint: rank 0 gathers the global state of every run (global cells,
+  not the rank's) with mpi4py's pickled gather (send copy, receive buffer, unpickled parts) and hashes
+  it; other ranks send a pickled copy of their state, (c) rank 0's end of run (twin experiments): every
+  product's (time, y, x) grids for the skill table.
+
+The peak of a rank is baseline + states + model arrays + static + the larger of work and outputs (they
+do not overlap in time). For large domains the model arrays (fluxes ~ 10/6 of the states) and the
+states dominate every rank, and rank 0's checkpoint gather (the states of all ranks again, twice while
+unpickling) makes it the busiest rank; for small domains the baseline dominates. Not modelled:
+allocator fragmentation (arrays under 32 MiB may stay mapped after being freed) and the one-off setup
+(domain-wide latitude/longitude while building the experiment).
+"""
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -8,11 +41,16 @@ from smda.run.namelist import Namelist, dump
 from smda.run.schema import describe
 from smda.variables import VARIABLES
 
-# float64 values held per land cell and member: 8 prognostic, 7 forcing, 12 fluxes, 2 TB, 2 x 5 filter
-# (view + background copy), 8 output accumulators
-_PER_MEMBER = 8 + 7 + 12 + 2 + 10 + 8
-# per land cell: static parameters, coordinates, operator weights
-_PER_CELL = 40
+MiB = 2**20
+# peak RSS of a 36 x 36 km, 2-member, 3-day run (every kernel called once), 1 and 2 ranks: 306-318 MiB
+BASELINE_MIB = 305.0
+FIGURES_MIB = 45.0  # matplotlib, imported by rank 0 at the end of a run with output.figures
+F8 = 8  # bytes of a float64 / int64
+# float64 / int64 values held per local land cell besides the ensembles: cells, gidx, x, y, lat, lon (6), static
+# fields (7), tau-omega h, omega, b, q and bulk density (5), vegetation of the day (4), pixel of each cell (1)
+_PER_CELL_VALUES = 6 + 7 + 5 + 4 + 1
+_SKILL_WORK = 6  # (time, y, x) float64 temporaries of the skill table beside the products (anomalies, masks)
+_EQUIVALENT_COPIES = 6  # n x N x 2 polarizations: TB H, V; stacked; reordered; concatenated with screening fields
 
 
 _KEYS_HEADER = """# Namelist keys
@@ -48,12 +86,189 @@ def keys_markdown() -> str:
     return "\n".join(rows) + "\n"
 
 
-def memory_bytes(n_land: int, n_members: int) -> int:
-    """Rough resident memory of the ensemble arrays (bytes)."""
-    return 8 * n_land * (n_members * _PER_MEMBER + _PER_CELL)
+# ------------------------------------------------------------------ memory estimate
+@dataclass(frozen=True)
+class RankMemory:
+    """Estimated resident memory (bytes) of one rank of ``smda run``, by term (see the module docstring).
+
+    ``work`` (analysis cycle) and ``outputs`` (the largest output phase, named by ``outputs_phase``) are
+    transient, on top of the resident terms, and do not overlap in time.
+    """
+
+    rank: int
+    cells: int
+    baseline: int
+    state: int
+    model: int
+    static: int
+    work: int
+    outputs: int
+    outputs_phase: str
+
+    @property
+    def peak(self) -> int:
+        return self.baseline + self.state + self.model + self.static + max(self.work, self.outputs)
+
+    @property
+    def peak_phase(self) -> str:
+        return "analysis cycle" if self.work >= self.outputs else self.outputs_phase
 
 
-def info(nl: Namelist, *, keys: bool = False) -> None:
+def memory_estimate(nl: Namelist, n_ranks: int = 1, domain=None) -> list[RankMemory]:
+    """Peak memory of rank 0 and (with several ranks) of the other rank with the most land cells, for
+    ``smda run`` of ``nl`` on ``n_ranks`` ranks (decomposition of :mod:`smda.run.decomp`)."""
+    from smda.run.decomp import decompose
+    from smda.run.setup import make_domain
+
+    dom = make_domain(nl) if domain is None else domain
+    dec = decompose(dom, n_ranks)
+    land = np.flatnonzero(dom.land.ravel())
+    counts = np.bincount(dec.rank_of_pixel[dec.pixel[land]], minlength=n_ranks)
+    ranks = [0] + ([int(np.argmax(counts[1:])) + 1] if n_ranks > 1 else [])
+    records = analysis_times(nl, dom) if nl.observations.source == "synthetic" else 0
+    return [_rank_memory(nl, dom, dec.cells(r), r, n_ranks, counts[0], records) for r in ranks]
+
+
+def analysis_times(nl: Namelist, domain) -> int:
+    """Analysis times of a twin experiment: model steps ending just after an overpass of an observed pixel."""
+    from smda.assimilation.observations.synthetic import overpasses
+    from smda.model.grid import GRIDS
+
+    o, g = nl.observations, GRIDS[nl.observations.grid]
+    _, rows, cols, _ = domain.overlap(g.name)
+    rc = np.unique(np.stack([rows, cols], axis=1), axis=0)
+    lon = g.latlon(rc[:, 0], rc[:, 1])[1]
+    dt = np.timedelta64(int(nl.time.dt_s), "s")
+    n_steps = int((nl.end - nl.start) / dt)
+    steps = set()
+    for day in np.arange(nl.start.astype("datetime64[D]") - 1, nl.end.astype("datetime64[D]") + 1):
+        for orbit in o.orbits:
+            covered, when = overpasses(lon, day, orbit)
+            k = np.ceil((when[covered] - nl.start) / dt).astype(np.int64)  # the step whose end follows it
+            steps.update(k[(k >= 1) & (k <= n_steps)].tolist())
+    return len(steps)
+
+
+def _span(v: np.ndarray, spacing: float) -> int:
+    """Points of a lattice anchored to 0 with ``spacing`` around the values ``v`` (as the kernels lay them)."""
+    return int(np.floor(v.max() / spacing)) - int(np.floor(v.min() / spacing)) + 2
+
+
+def _rank_memory(nl: Namelist, dom, cells: np.ndarray, rank: int, n_ranks: int, n_root: int,
+                 records: int) -> RankMemory:
+    from smda.forcing.perturb import PerturbationSettings
+    from smda.model.grid import GRIDS, M01
+    from smda.model.lsm import FLAGS, FLUXES, FORCING
+    from smda.model.soil import PARAMETER_NAMES
+    from smda.model.state import VARIABLES as STATE_VARIABLES
+    from smda.run.driver import FLUX_OUT, STATE_OUT
+
+    o, a = nl.observations, nl.assimilation
+    n, N = int(cells.size), nl.model.ensemble_size
+    twin, observed, filtered = o.source == "synthetic", o.source != "none", a.filter != "none"
+    members = [1] * twin + [N] + [N] * filtered  # truth, open loop, analysis
+    steps_per_day = int(round(86400.0 / nl.time.dt_s))
+    r, c = np.divmod(cells, dom.ncols)
+    x, y = dom.x[c], dom.y[r]
+    u = n * N * F8  # one (n, N) float64 field
+
+    state = n * len(STATE_VARIABLES) * sum(members) * F8
+    model = n * (len(FLUXES) * F8 + len(FLAGS)) * sum(members) + len(FORCING) * u
+    p = nl.forcing.perturbations
+    n_pert = sum(s > 0 for s in (p.precip_std, p.sw_std, p.lw_std_Wm2, p.t_air_std_K))
+    if p.enabled and n_pert and n:  # AR(1) lattice: white noise (with halo), convolution pass, innovation, state
+        h = PerturbationSettings().lattice_cells * M01.cell_m
+        halo = 2 * max(1, math.ceil(PerturbationSettings().kernel_radius * p.length_km * 1000 / math.sqrt(2) / h))
+        nr, nc = _span(M01.y0 - y, h), _span(x - M01.x0, h)
+        model += F8 * N * n_pert * ((nr + halo) * (nc + halo) + (nr + halo) * nc + 2 * nr * nc)
+
+    n_pol = len(o.polarizations) if o.kind == "tb" else 1
+    per_obs = 1.0  # footprint weights per cell and observation row: a box holds each cell once
+    if o.footprint == "gauss":  # a Gaussian footprint searched to 2 FOV around each pixel centre
+        per_obs = math.pi * (2 * o.fov_km) ** 2 / (GRIDS[o.grid].cell_m / 1000.0) ** 2
+    weights = int(2 * F8 * per_obs * n * (n_pol + twin)) if observed else 0  # cycle's and twin pixels' operators
+    per_cell = _PER_CELL_VALUES + len(PARAMETER_NAMES) + steps_per_day + len(members) * (len(FLUX_OUT) + 1)
+    static = n * per_cell * F8 + weights + dom.n_cells * (F8 + 2) + dom.n_land * F8  # + decomposition, cell order
+
+    # analysis cycle: TB and footprint fields of the ensemble, background TB, the filter's copy, LETKF weights
+    work, kept = 0, 0
+    if observed:
+        equivalents = _EQUIVALENT_COPIES * u
+        if filtered:
+            kept = (2 + len(a.update)) * u + 2 * (len(STATE_OUT) + 2) * n * F8  # + background means, spreads
+            lattice = 0
+            if a.filter == "letkf" and a.weight_interpolation and n:
+                s = a.analysis_spacing_km * 1000.0
+                lattice = _span(x, s) * _span(y, s) * N * N * F8
+            work = kept + max(equivalents, lattice)
+        else:
+            kept = 2 * u
+            work = max(equivalents, kept)
+
+    # outputs: (a) the largest record, gathered field by field on rank 0 and gridded as float32
+    runs = len(members)
+    fields = len(STATE_OUT) * runs + filtered * (2 * (len(STATE_OUT) + 2) + len(STATE_OUT) + 4)
+    fields = max(fields if observed else 0, len(FLUX_OUT) * (1 + filtered))
+    record = kept + fields * n * F8
+    if rank == 0:
+        record += fields * dom.n_cells * 4 + dom.n_cells * 4
+        if n_ranks > 1:
+            record += fields * dom.n_land * F8 + 2 * dom.n_land * F8 + n * F8
+    # (b) the checkpoint: the global state, daily sums and rain ring of every run, in order, on rank 0
+    items = [(dom.n_land * len(STATE_VARIABLES) * m * F8, n * len(STATE_VARIABLES) * m * F8) for m in members]
+    items += [(dom.n_land * len(FLUX_OUT) * F8, n * len(FLUX_OUT) * F8)] * runs
+    items.append((dom.n_land * steps_per_day * F8, n * steps_per_day * F8))
+    if n_ranks == 1:
+        checkpoint = max(g for g, _ in items)  # the checksum's byte copy of the largest array
+    elif rank == 0:
+        held, checkpoint = 0, 0
+        for g, own in items:  # pickled own part + receive buffer + unpickled parts, then the concatenation
+            checkpoint = max(checkpoint, held + 2 * g + own)
+            held += g
+        checkpoint = max(checkpoint, held + max(g for g, _ in items))
+    else:
+        checkpoint = max(own for _, own in items)  # the pickled copy sent to rank 0
+    phases = {"analysis record": record, "checkpoint": checkpoint}
+    # (c) rank 0 at the end of a twin experiment: every product's (time, y, x) float64 grids, skill work
+    if rank == 0 and twin and records:
+        products = runs + 1 + len(nl.comparison.methods)  # truth, open loop, analysis, satellite, methods
+        phases["end of run"] = ((products + _SKILL_WORK) * records * dom.n_cells * F8
+                                + nl.output.figures * int(FIGURES_MIB * MiB))
+    phase = max(phases, key=phases.get)
+    return RankMemory(rank=rank, cells=n, baseline=int(BASELINE_MIB * MiB), state=state, model=model, static=static,
+                      work=work, outputs=phases[phase], outputs_phase=phase)
+
+
+def memory_table(estimates: list[RankMemory], nl: Namelist, n_ranks: int) -> str:
+    """The per-rank estimate as a Markdown table (MiB), then a one-line summary."""
+    N = nl.model.ensemble_size
+    runs = ", ".join(f"{name} {m}" for name, m in (("truth", 1), ("open loop", N), ("analysis", N))
+                     if (name != "truth" or nl.observations.source == "synthetic")
+                     and (name != "analysis" or nl.assimilation.filter != "none"))
+    head = [f"rank {e.rank}" for e in estimates]
+    rows = [("land cells", [f"{e.cells}" for e in estimates])]
+    for label, attr in (("baseline: Python, libraries, compiled kernels", "baseline"),
+                        (f"ensemble states ({runs} members)", "state"),
+                        ("fluxes, forcing, perturbation lattice", "model"),
+                        ("static fields, footprint weights, index arrays", "static"),
+                        ("work arrays: analysis cycle (TB, footprint fields, filter)", "work")):
+        rows.append((label, [f"{getattr(e, attr) / MiB:.0f}" for e in estimates]))
+    rows.append(("outputs: largest of record / checkpoint / end of run",
+                 [f"{e.outputs / MiB:.0f} ({e.outputs_phase})" for e in estimates]))
+    rows.append(("**peak** (resident + larger of work, outputs)",
+                 [f"**{e.peak / MiB:.0f}** ({e.peak_phase})" for e in estimates]))
+    lines = [f"# memory estimate per rank (MiB; {n_ranks} rank{'s' * (n_ranks > 1)}, `--ranks N`; "
+             "terms: smda.run.info)", "| term | " + " | ".join(head) + " |", "|---" + "|---:" * len(head) + "|"]
+    lines += [f"| {label} | " + " | ".join(vals) + " |" for label, vals in rows]
+    busiest = max(estimates, key=lambda e: e.peak)
+    total = estimates[0].peak + (n_ranks - 1) * (estimates[-1].peak if n_ranks > 1 else 0)
+    lines.append(f"memory estimate: {busiest.peak / MiB:.0f} MiB on the busiest rank (rank {busiest.rank}), "
+                 f"about {total / MiB:.0f} MiB for all {n_ranks} rank{'s' * (n_ranks > 1)} together")
+    return "\n".join(lines)
+
+
+def info(nl: Namelist, *, keys: bool = False, ranks: int = 1) -> None:
+    """Print the resolved namelist, the domain, the memory estimate for ``ranks`` MPI ranks, the observations."""
     if keys:
         print(keys_markdown(), end="")
         return
@@ -70,13 +285,13 @@ def info(nl: Namelist, *, keys: bool = False) -> None:
     print(f"36 km pixels: {s['pixels_36km'][0]} x {s['pixels_36km'][1]}; upper-left 1 km row/col {s['ul_row_col_1km']}")
     print(f"lat {s['lat_range'][0]:.4f} .. {s['lat_range'][1]:.4f}, lon {s['lon_range'][0]:.4f} .. {s['lon_range'][1]:.4f}")
     print(f"time steps: {steps} of {nl.time.dt_s:g} s")
-    mem = memory_bytes(s["land_cells"], nl.model.ensemble_size)
-    print(f"memory estimate: {mem / 2**20:.1f} MiB for {nl.model.ensemble_size} members (all ranks together)")
     if nl.observations.source == "synthetic":
         days = steps * nl.time.dt_s / 86400.0
         n_obs = int(days * 3 / 8 * len(nl.observations.orbits)) * n_pix * (
             len(nl.observations.polarizations) if nl.observations.kind == "tb" else 1)
         print(f"observations: about {n_obs} synthetic {nl.observations.kind} values "
-              f"({n_pix} pixels, {'/'.join(nl.observations.orbits)} overpasses on 3 of 8 days)")
+              f"({n_pix} pixels, {'/'.join(nl.observations.orbits)} overpasses on 3 of 8 days; "
+              f"{analysis_times(nl, dom)} analysis times)")
     elif nl.observations.source != "none":
         print(f"observations: {nl.observations.source} from {len(nl.observations.paths)} path pattern(s)")
+    print(memory_table(memory_estimate(nl, ranks, dom), nl, ranks))

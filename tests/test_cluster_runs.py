@@ -98,10 +98,11 @@ def test_a_cycle_whose_observations_are_all_rejected_is_counted_and_does_not_cra
     drv.run(stop_after_days=1)
     t = drv.time_of(drv.step0)
     veg = drv.exp.vegetation_on(122.0)
-    table, sm = drv._synthetic_obs(drv.step0, t, np.ones(len(drv.pixels), bool), veg)
+    src = drv.source
+    table, sm = src._observe(drv.step0, t, np.ones(len(src.pixels), bool), veg)
     table = table.with_qc(np.ones(len(table), bool), "rfi")
     before, counts = drv.analysis.state.data.copy(), (drv.cycle, drv.n_obs, drv.n_used)
-    drv._cycle(drv.step0, t, veg, table, sm)
+    drv._cycle(drv.step0, t, veg, table, {"satellite": sm[src.cell_pixel]})
     np.testing.assert_array_equal(drv.analysis.state.data, before)  # the analysis is the background
     assert (drv.cycle, drv.n_obs, drv.n_used) == (counts[0] + 1, counts[1] + len(table), counts[2])
     rows = pd.read_csv(drv.rec.part("tiny_obs_diagnostics.csv"))

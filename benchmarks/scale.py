@@ -1,0 +1,180 @@
+"""Cluster-scale run: peak memory per rank against `smda info`'s estimate, and the time per step by part.
+
+Runs the default twin experiment (synthetic landscape and weather; truth, open loop and LETKF analysis
+ensembles; synthetic SMAP-like TB) three times under a small wrapper that reports each rank's peak RSS
+(``ru_maxrss``) and, for the large case, writes each rank's cProfile:
+
+1. baseline: 36 x 36 km, 2 members, 1 rank (Python, libraries and compiled kernels; the arrays are negligible);
+2. small: 72 x 72 km, 8 members, 1 rank;
+3. large: ``--size-km`` square (default 1008 km, about 1e6 land cells), ``--members`` (32), ``--days`` (2,
+   at least one analysis cycle), ``--ranks`` (2) MPI ranks.
+
+Prints, per case and rank, the land cells, the ensemble state bytes (cells x 6 variables x members x
+8 B over the truth and the ensembles), `smda info --ranks N`'s peak estimate, the measured peak RSS and
+their ratio; then the time per step of the large case by part, from the profiles (cumulative times of
+Driver._step, lsm.step, Driver._equivalents, Filter.analyse, Recorder.record, ...).
+
+Usage: python benchmarks/scale.py [--size-km 1008] [--members 32] [--days 2] [--ranks 2] [--no-profile]
+(about 10 minutes and 18 GB with the defaults on 2 cores).
+"""
+
+import argparse
+import os
+import pstats
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from smda.run.decomp import decompose
+from smda.run.info import MiB, memory_estimate
+from smda.run.namelist import load
+from smda.run.setup import make_domain
+
+REPO = Path(__file__).resolve().parent.parent
+NAMELIST = REPO / "namelists" / "osse_default.yaml"
+MPIEXEC = str(Path(sys.executable).parent / "mpiexec")
+
+# each rank: smda's CLI (under cProfile when SCALE_PROFILE names a folder), then its peak RSS on stdout
+WRAPPER = """
+import cProfile, os, resource, sys
+from smda.run.cli import main
+folder = os.environ.get("SCALE_PROFILE")
+prof = cProfile.Profile() if folder else None
+rc = prof.runcall(main, sys.argv[1:]) if prof else main(sys.argv[1:])
+from mpi4py import MPI
+rank = MPI.COMM_WORLD.rank
+if prof:
+    prof.dump_stats(os.path.join(folder, f"rank{rank}.prof"))
+print(f"SCALE_PEAK rank={rank} kib={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}", flush=True)
+sys.exit(rc)
+"""
+
+# parts of the time loop: (label, [(file name, function)], divide by: "step", "cycle" or "once")
+PARTS = [
+    ("model: weather, perturbations, LSM (Driver._step)", [("driver.py", "_step")], "step"),
+    ("  of which LSM (lsm.step)", [("lsm.py", "step")], "step"),
+    ("  of which forcing perturbations", [("perturb.py", "apply")], "step"),
+    ("synthetic obs of the truth (Driver._synthetic_obs)", [("driver.py", "_synthetic_obs")], "cycle"),
+    ("obs operator: RTM + footprints, 2 per cycle (Driver._equivalents)", [("driver.py", "_equivalents")], "cycle"),
+    ("  footprint weights of the cycle (PixelAggregator)", [("aggregate.py", "__init__")], "cycle"),
+    ("analysis (Filter.analyse)", [("base.py", "analyse")], "cycle"),
+    ("whole analysis cycle (Driver._cycle)", [("driver.py", "_cycle")], "cycle"),
+    ("output records (Recorder.record, .rows)", [("recorder.py", "record"), ("recorder.py", "rows")], "step"),
+    ("checkpoint (final, gathered to rank 0)", [("driver.py", "checkpoint")], "once"),
+    ("end of run on rank 0 (products.finish)", [("products.py", "finish")], "once"),
+    ("setup (Driver.__init__)", [("driver.py", "__init__")], "once"),
+]
+
+
+def overrides(size_km, members, days, out: Path, filt="letkf"):
+    end = np.datetime64("2019-05-01T00:00") + np.timedelta64(int(round(days * 24)), "h")
+    return [f"domain.size_km=[{size_km}, {size_km}]", f"model.ensemble_size={members}", f"time.end={end}",
+            f"assimilation.filter={filt}", f"output.dir={out}", "output.figures=false"]
+
+
+def run_case(sets, ranks: int, workdir: Path, profile: bool):
+    """Run `smda run` with ``sets`` on ``ranks`` ranks: (peak RSS per rank in bytes, stderr, wall s, profile folder)."""
+    prof = workdir / "profiles"
+    prof.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-c", WRAPPER, "run", str(NAMELIST), "-v"] + [a for s in sets for a in ("--set", s)]
+    if ranks > 1:
+        cmd = [MPIEXEC, "-n", str(ranks), *cmd]
+    env = {**os.environ, "NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    if profile:
+        env["SCALE_PROFILE"] = str(prof)
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, env=env)
+    wall = time.perf_counter() - t0
+    if r.returncode:
+        sys.exit(f"{' '.join(cmd[:6])} ... failed:\n{r.stderr[-3000:]}")
+    peaks = {int(m[1]): int(m[2]) * 1024 for m in re.finditer(r"SCALE_PEAK rank=(\d+) kib=(\d+)", r.stdout)}
+    return [peaks[k] for k in sorted(peaks)], r.stderr, wall, prof
+
+
+def state_bytes(nl, ranks: int):
+    """Ensemble state bytes per rank: land cells x 6 variables x 8 B x (truth 1 + open loop N + analysis N)."""
+    dom = make_domain(nl)
+    dec = decompose(dom, ranks)
+    land = np.flatnonzero(dom.land.ravel())
+    cells = np.bincount(dec.rank_of_pixel[dec.pixel[land]], minlength=ranks)
+    members = (nl.observations.source == "synthetic") + nl.model.ensemble_size * (1 + (nl.assimilation.filter != "none"))
+    return cells, cells * 6 * 8 * members
+
+
+def memory_rows(name, sets, ranks, peaks):
+    nl = load(NAMELIST, sets)
+    cells, state = state_bytes(nl, ranks)
+    est = memory_estimate(nl, ranks)
+    rows = []
+    for r, peak in enumerate(peaks):
+        e = est[0] if r == 0 else est[-1]  # rank 0, or the other rank with the most cells
+        rows.append(f"| {name} | {r} | {cells[r]} | {state[r] / MiB:.0f} | {e.peak / MiB:.0f} ({e.peak_phase}) | "
+                    f"{peak / MiB:.0f} | {e.peak / peak:.2f} |")
+    return rows
+
+
+def profile_split(prof: Path, ranks: int, n_steps: int, n_cycles: int):
+    """Seconds per step / cycle / run of each part in PARTS, per rank, from the cProfile files."""
+    table = []
+    stats = [pstats.Stats(str(prof / f"rank{r}.prof")).stats for r in range(ranks)]
+    for label, funcs, per in PARTS:
+        div = {"step": n_steps, "cycle": max(n_cycles, 1), "once": 1}[per]
+        vals = []
+        for st in stats:
+            # per (file, function): the outermost of same-named functions (Driver.__init__ calls ModelRun.__init__)
+            ct = sum(max((v[3] for (fn, _, name), v in st.items() if fn.endswith("/" + f) and name == g), default=0.0)
+                     for f, g in funcs)
+            vals.append(f"{ct / div:.3f}")
+        table.append(f"| {label} | per {per} | " + " | ".join(vals) + " |")
+    return table
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--size-km", type=int, default=1008, help="side of the square domain (km; 28 SMAP pixels = 1008)")
+    ap.add_argument("--members", type=int, default=32)
+    ap.add_argument("--days", type=float, default=2.0, help="simulated days from 2019-05-01 (>= 1 analysis cycle)")
+    ap.add_argument("--ranks", type=int, default=2)
+    ap.add_argument("--filter", default="letkf")
+    ap.add_argument("--no-profile", action="store_true", help="do not profile the large case")
+    ap.add_argument("--large-only", action="store_true", help="skip the baseline and small cases")
+    args = ap.parse_args()
+
+    mem = ["| case | rank | land cells | state MiB | estimate MiB (peak phase) | measured peak RSS MiB | estimate / measured |",
+           "|---|---:|---:|---:|---:|---:|---:|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        if not args.large_only:
+            for name, size, members, days in (("baseline", 36, 2, 3), ("small", 72, 8, 3)):
+                sets = overrides(size, members, days, tmp / name / "out", args.filter)
+                peaks, _, wall, _ = run_case(sets, 1, tmp / name, profile=False)
+                mem += memory_rows(f"{name}: {size} km, {members} members, 1 rank", sets, 1, peaks)
+                print(f"{name} case: {wall:.0f} s", flush=True)
+        sets = overrides(args.size_km, args.members, args.days, tmp / "large" / "out", args.filter)
+        peaks, log, wall, prof = run_case(sets, args.ranks, tmp / "large", profile=not args.no_profile)
+        mem += memory_rows(f"large: {args.size_km} km, {args.members} members, {args.ranks} ranks", sets, args.ranks,
+                           peaks)
+        n_cycles = len(re.findall(r"smda.run.driver: analysis ", log))
+        n_steps = int(round(args.days * 24))
+        loop = re.search(r"run finished: ([0-9.]+) s wall, ([0-9.e+]+) cell-member-steps/s", log)
+        print(f"\nscale: {args.size_km} x {args.size_km} km, {args.members} members, {args.days:g} days ({n_steps} "
+              f"hourly steps), {args.filter}, {args.ranks} ranks: {n_cycles} analysis cycles, wall {wall:.0f} s "
+              f"(time loop {loop[1]} s, {float(loop[2]):.3g} cell-member-steps/s)")
+        if n_cycles == 0:
+            print("WARNING: no analysis cycle in the period: use more --days")
+        print("\nmemory per rank (peak RSS from ru_maxrss; estimate from `smda info --ranks N`)\n")
+        print("\n".join(mem))
+        if not args.no_profile:
+            print(f"\ntime by part (s, cProfile cumulative time / steps, / cycles or once) of the large case\n")
+            print("| part | per | " + " | ".join(f"rank {r}" for r in range(args.ranks)) + " |")
+            print("|---|---|" + "---:|" * args.ranks)
+            print("\n".join(profile_split(prof, args.ranks, n_steps, n_cycles)))
+
+
+if __name__ == "__main__":
+    main()
