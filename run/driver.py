@@ -300,7 +300,8 @@ class Driver:
             name = r.name if f"state_{r.name}" in arrays or r is not self.analysis else "openloop"
             if f"state_{name}" not in arrays:
                 raise ValueError(f"{path}: has no {r.name} state (a twin experiment's truth is needed to continue it)")
-            r.state.data[...] = arrays[f"state_{name}"][a:b]
+            stored = arrays[f"state_{name}"][a:b]
+            r.state.data[...] = stored[:, :, ck.members(r.state.n_members) if r.ensemble else slice(None)]
             r.daily[...] = arrays[f"daily_{name}"][a:b].T
             if name != r.name and self.root:
                 log.info("the analysis ensemble starts from the open-loop ensemble of %s", path)
@@ -309,7 +310,11 @@ class Driver:
             if "pert_step" not in arrays:
                 raise ValueError(f"{path}: has no forcing-perturbation state (written with perturbations off)")
             self.perturb.set_state({"step": int(arrays["pert_step"]), "variables": self.perturb.active,
-                                    "lattice_index": arrays["pert_lattice_index"], "values": arrays["pert_values"]})
+                                    "lattice_index": arrays["pert_lattice_index"],
+                                    "values": arrays["pert_values"][:, ck.members(exp.n_members)]})
+        if ck.n_members != exp.n_members and self.root:
+            log.info("ensemble resized from %d to %d members (member m continues member m mod %d)",
+                     ck.n_members, exp.n_members, ck.n_members)
         self.cycle, self.n_obs, self.n_used = (int(ck.counters[k]) for k in ("cycle", "n_obs", "n_used"))
         self.step0 = ck.step
         if not ck.final:  # a stopped run: append to its outputs (a finished one's outputs are complete)

@@ -11,7 +11,10 @@ continue a checkpoint when the keys that set the model trajectory agree (:data:`
 domain, the start and step of the time axis, the model, the forcing and the seed); observation,
 assimilation and output settings and ``time.end`` may change. A refusal names every differing key. An
 open-loop checkpoint may be continued with a filter: the analysis ensemble starts from the open-loop
-ensemble (the standard spin-up workflow). Files are written under a temporary name and renamed, so an
+ensemble (the standard spin-up workflow). The ensemble may be resized (``model.ensemble_size`` N -> M):
+member m continues from member m mod N of the checkpoint, state and forcing-perturbation state alike, so
+every member is a water-balanced model state; added members part from their originals through their own
+forcing-perturbation streams (keyed by member). Files are written under a temporary name and renamed, so an
 interrupted write leaves the previous checkpoint usable.
 """
 
@@ -31,8 +34,10 @@ from smda.run.output import atomic_to_netcdf
 from smda.run.schema import to_plain
 
 FORMAT = "smda-restart-2"
-# namelist keys that set the trajectory of the truth and the ensembles (a prefix covers a whole section)
+# namelist keys that set the trajectory of the truth and the ensembles (a prefix covers a whole section);
+# model.ensemble_size may change: the ensemble is resized (see Checkpoint.members)
 TRAJECTORY = ("domain", "time.start", "time.dt_s", "model", "forcing", "seed")
+RESIZABLE = ("model.ensemble_size",)
 
 
 def _flat(plain: dict, prefix="") -> dict:
@@ -48,7 +53,8 @@ def _flat(plain: dict, prefix="") -> dict:
 
 def trajectory_keys(nl_plain: dict) -> dict:
     """The :data:`TRAJECTORY` keys of a plain (YAML) namelist, flattened to dotted paths."""
-    return {k: v for k, v in _flat(nl_plain).items() if any(k == p or k.startswith(p + ".") for p in TRAJECTORY)}
+    return {k: v for k, v in _flat(nl_plain).items()
+            if any(k == p or k.startswith(p + ".") for p in TRAJECTORY) and k not in RESIZABLE}
 
 
 def checksum(arrays: dict) -> str:
@@ -103,8 +109,7 @@ class Checkpoint:
         if checksum(self.arrays) != a.get("checksum_sha256"):
             raise ValueError(f"{path}: checksum mismatch: the file is damaged (truncated copy or disk error)")
         bad = []
-        expected = {"domain": f"{domain.row0} {domain.col0} {domain.nrows} {domain.ncols}",
-                    "n_land": domain.n_land, "n_members": nl.model.ensemble_size}
+        expected = {"domain": f"{domain.row0} {domain.col0} {domain.nrows} {domain.ncols}", "n_land": domain.n_land}
         bad += [f"{k}: file has {a.get(k)!r}, this run has {v!r}" for k, v in expected.items() if str(a.get(k)) != str(v)]
         theirs, ours = trajectory_keys(yaml.safe_load(a["namelist"])), trajectory_keys(to_plain(nl))
         bad += [f"{k}: file has {theirs.get(k)!r}, this run has {ours.get(k)!r}"
@@ -114,6 +119,11 @@ class Checkpoint:
                              + f"\n(a continued run must keep {', '.join(TRAJECTORY)}; observations, assimilation,"
                                " output and time.end may change)")
         self.step = int(a["step"])
+        self.n_members = int(a["n_members"])
         self.final = bool(int(a["final"]))
         self.counters = json.loads(a["counters"])
         self.positions = json.loads(a["output_positions"])
+
+    def members(self, n_members: int) -> np.ndarray:
+        """Index of the checkpoint member each of ``n_members`` members continues from (m mod N)."""
+        return np.arange(n_members) % self.n_members

@@ -122,3 +122,16 @@ def test_an_open_loop_spin_up_continues_with_the_letkf(tmp_path):
         assert "sm_surface_analysis_mean" in ds and ds.sizes["time"] > 0
     d = pd.read_csv(out / "tiny_obs_diagnostics.csv")
     assert (d["qc"] == 0).sum() > 0
+
+
+def test_an_ensemble_resized_on_restart_continues_every_member_from_a_stored_one(tmp_path):
+    a = case(tmp_path, end="2019-05-04T00:00")
+    smda("run", a, "--stop-after-days", 1)
+    ckpt = sorted((a.parent / "out" / "restart").glob("*.nc"))[-1]
+    r = smda("run", a, "--restart", ckpt, "--set", "model.ensemble_size=9", "--set", "output.dir=resized")
+    assert "ensemble resized from 6 to 9 members" in r.stderr
+    final = sorted((a.parent / "resized" / "restart").glob("*.nc"))[-1]
+    with xr.open_dataset(final) as ds:
+        assert ds["state_analysis"].shape[2] == 9 and ds["pert_values"].shape[1] == 9
+        x = ds["state_openloop"].values
+    assert np.all(np.isfinite(x)) and not np.array_equal(x[:, :, 6], x[:, :, 0])  # the copies have parted

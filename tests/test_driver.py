@@ -105,8 +105,8 @@ def test_restart_mismatch_refused(tmp_path):
     a = case(tmp_path, sub="a")
     smda("run", a, "--stop-after-days", 1)
     ckpt = next((a.parent / "out" / "restart").glob("*.nc"))
-    r = smda("run", a, "--restart", ckpt, "--set", "model.ensemble_size=8", check=False)
-    assert r.returncode == 1 and "does not match this run" in r.stderr and "model.ensemble_size" in r.stderr
+    r = smda("run", a, "--restart", ckpt, "--set", "model.sm_perturbation_std=0.02", check=False)
+    assert r.returncode == 1 and "does not match this run" in r.stderr and "model.sm_perturbation_std" in r.stderr
     r = smda("run", a, "--restart", ckpt, "--set", "forcing.openloop_precip_bias=0.7", check=False)
     assert r.returncode == 1 and "forcing.openloop_precip_bias: file has 0.8, this run has 0.7" in r.stderr
     r = smda("run", a, "--restart", a, check=False)
