@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +91,7 @@ class Driver:
         self.cycle = 0
         self.n_obs = self.n_used = 0  # observations seen and used so far (all cycles)
         self.signalled = False  # stopped by SIGTERM / SIGUSR1 (exit code guard.EXIT_STOPPED)
+        self.timers = dict.fromkeys(("model", "observations", "analysis", "output"), 0.0)  # s on this rank
 
     # ------------------------------------------------------------------ geometry and schedule
     def time_of(self, k: int):
@@ -113,15 +116,18 @@ class Driver:
             if day != veg_day:
                 doy = float((day - day.astype("datetime64[Y]")) / np.timedelta64(1, "D")) + 1
                 veg, veg_day = exp.vegetation_on(doy), day
-            self._step(k, t, veg)
+            with self._timed("model"):
+                self._step(k, t, veg)
             t1 = self.time_of(k + 1)
-            due = self.source.due(k + 1, t1, veg, self.rec)
+            with self._timed("observations"):
+                due = self.source.due(k + 1, t1, veg, self.rec)
             if due is not None:
                 self._cycle(k + 1, t1, veg, *due)
             if (k + 1) % self.steps_per_day == 0:
-                self._end_of_day(t1)
-                if every > 0 and (k + 1) % int(round(every * self.steps_per_day)) == 0 and k + 1 < last:
-                    self.checkpoint(k + 1)
+                with self._timed("output"):
+                    self._end_of_day(t1)
+                    if every > 0 and (k + 1) % int(round(every * self.steps_per_day)) == 0 and k + 1 < last:
+                        self.checkpoint(k + 1)
             prog.update(k + 1 - self.step0, t1)
             if stop is not None and stop.requested(exp.comm):
                 self.signalled, reached = True, k + 1
@@ -156,10 +162,11 @@ class Driver:
             value = self.rescaler.apply(table.value, table.rescaling_groups(), table.time)
             lost = np.isnan(value) & np.isfinite(table.value)
             table = dataclasses.replace(table, value=value).with_qc(lost, "no_rescaling_statistics")
-        agg = self.operator.aggregator(table)
         ens = self.analysis if self.analysis is not None else self.openloop
         rain = self.rain_ring.sum(axis=0)
-        hx, scr, inside = self.operator.equivalents(ens, veg, table, agg, rain)
+        with self._timed("observations"):
+            agg = self.operator.aggregator(table)
+            hx, scr, inside = self.operator.equivalents(ens, veg, table, agg, rain)
         table = flag_too_few_cells(table, inside, o.min_inside_fraction)
         table = model_screening(table, t_soil_K=scr[:, 0], frozen_fraction=scr[:, 1], snow_fraction=scr[:, 2],
                                 water_fraction=0.0, rain_24h_mm=scr[:, 3], heavy_rain_mm=o.heavy_rain_mm)
@@ -176,11 +183,13 @@ class Driver:
             X, lower, upper, scatter = self._filter_view()
             idx = np.flatnonzero(ok)
             ids = self._obs_ids(table)
-            diag = self.filter.analyse(X, np.stack([exp.x, exp.y], axis=1), hx[idx], table.value[idx],
-                                       table.error_std[idx] ** 2, np.stack([table.x[idx], table.y[idx]], axis=1),
-                                       obs_ids=ids[idx], cycle=k, lower=lower, upper=upper)
-            scatter(X)
-            hx_a, _, _ = self.operator.equivalents(self.analysis, veg, table, agg, rain)
+            with self._timed("analysis"):
+                diag = self.filter.analyse(X, np.stack([exp.x, exp.y], axis=1), hx[idx], table.value[idx],
+                                           table.error_std[idx] ** 2, np.stack([table.x[idx], table.y[idx]], axis=1),
+                                           obs_ids=ids[idx], cycle=k, lower=lower, upper=upper)
+                scatter(X)
+            with self._timed("observations"):
+                hx_a, _, _ = self.operator.equivalents(self.analysis, veg, table, agg, rain)
             n_used = diag.n_used
             if self.root:
                 log.info("analysis %s: %d obs used, %d rejected, O-F mean %.2f rms %.2f, chi2 %.2f",
@@ -192,7 +201,8 @@ class Driver:
         if self.analysis is not None:
             tb = self.operator.tb(self.analysis.state, veg)
             record.update({f"tb_{p}_analysis": (a.mean(axis=1), a.std(axis=1, ddof=1)) for p, a in zip("hv", tb, strict=True)})
-        self._record(t, record, products, table, hx, hx_a)
+        with self._timed("output"):
+            self._record(t, record, products, table, hx, hx_a)
         self.cycle += 1
         self.n_obs += len(table)
         self.n_used += n_used
@@ -212,6 +222,15 @@ class Driver:
         lo = np.stack([lo for lo, _ in per_var], axis=1)
         hi = np.stack([hi for _, hi in per_var], axis=1)
         return X, lo, hi, lambda Xa: st.scatter(names, Xa)
+
+    @contextmanager
+    def _timed(self, part: str):
+        """Add the wall time of the block to ``self.timers[part]`` (model, observations, analysis, output)."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timers[part] += time.perf_counter() - t0
 
     # ------------------------------------------------------------------ outputs (streamed, see smda.run.recorder)
     def _record(self, t, background, source_products, table, hx, hx_a):
@@ -342,6 +361,7 @@ def run(nl: Namelist, comm=None, restart=None, stop_after_days=None) -> Driver:
             finish(drv)
             log.info("run finished: %.1f s wall, %.3g cell-member-steps/s; %d observations, %d used; outputs in %s",
                      drv.wall, drv.rate, drv.n_obs, drv.n_used, nl.output.dir)
+            log.info("time by part on rank 0: %s", ", ".join(f"{k} {v:.1f} s" for k, v in drv.timers.items()))
     return drv
 
 
