@@ -15,7 +15,8 @@ their ratio; then the time per step of the large case by part, from the profiles
 Driver._step, lsm.step, Driver._equivalents, Filter.analyse, Recorder.record, ...).
 
 Usage: python benchmarks/scale.py [--size-km 1008] [--members 32] [--days 2] [--ranks 2] [--no-profile]
-(about 10 minutes and 18 GB with the defaults on 2 cores).
+(about 7 minutes and 18 GB with the defaults on 2 cores; on a machine with less memory available the
+domain is shrunk until the estimate fits, with a note).
 """
 
 import argparse
@@ -54,13 +55,16 @@ print(f"SCALE_PEAK rank={rank} kib={resource.getrusage(resource.RUSAGE_SELF).ru_
 sys.exit(rc)
 """
 
-# parts of the time loop: (label, [(file name, function)], divide by: "step", "cycle" or "once")
+# parts of the time loop: (label, [(file name, function), ...], divided by steps, cycles or once); where a
+# function moved between modules both places are listed (a profile holds only one)
 PARTS = [
     ("model: weather, perturbations, LSM (Driver._step)", [("driver.py", "_step")], "step"),
     ("  of which LSM (lsm.step)", [("lsm.py", "step")], "step"),
     ("  of which forcing perturbations", [("perturb.py", "apply")], "step"),
-    ("synthetic obs of the truth (Driver._synthetic_obs)", [("driver.py", "_synthetic_obs")], "cycle"),
-    ("obs operator: RTM + footprints, 2 per cycle (Driver._equivalents)", [("driver.py", "_equivalents")], "cycle"),
+    ("synthetic obs of the truth (SyntheticSource._observe)", [("driver.py", "_synthetic_obs"),
+                                                             ("sources.py", "_observe")], "cycle"),
+    ("obs operator: RTM + footprints, 2 per cycle (ObservationOperator.equivalents)",
+     [("driver.py", "_equivalents"), ("operator.py", "equivalents")], "cycle"),
     ("  footprint weights of the cycle (PixelAggregator)", [("aggregate.py", "__init__")], "cycle"),
     ("analysis (Filter.analyse)", [("base.py", "analyse")], "cycle"),
     ("whole analysis cycle (Driver._cycle)", [("driver.py", "_cycle")], "cycle"),
@@ -104,6 +108,27 @@ def state_bytes(nl, ranks: int):
     cells = np.bincount(dec.rank_of_pixel[dec.pixel[land]], minlength=ranks)
     members = (nl.observations.source == "synthetic") + nl.model.ensemble_size * (1 + (nl.assimilation.filter != "none"))
     return cells, cells * 6 * 8 * members
+
+
+def available_bytes():
+    """MemAvailable of /proc/meminfo (None where there is none)."""
+    try:
+        with open("/proc/meminfo") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable"))
+    except (OSError, StopIteration):
+        return None
+
+
+def fitting_size(size_km, members, days, ranks, filt):
+    """The largest domain side (km, down from ``size_km`` in steps of 2 pixels) whose estimated peak, all ranks
+    together, fits in 90 % of the available memory."""
+    avail = available_bytes()
+    while avail is not None and size_km > 72:
+        est = memory_estimate(load(NAMELIST, overrides(size_km, members, days, Path("out"), filt)), ranks)
+        if est[0].peak + (ranks - 1) * est[-1].peak <= 0.9 * avail:
+            break
+        size_km -= 72
+    return size_km
 
 
 def memory_rows(name, sets, ranks, peaks):
@@ -155,6 +180,10 @@ def main():
                 peaks, _, wall, _ = run_case(sets, 1, tmp / name, profile=False)
                 mem += memory_rows(f"{name}: {size} km, {members} members, 1 rank", sets, 1, peaks)
                 print(f"{name} case: {wall:.0f} s", flush=True)
+        size = fitting_size(args.size_km, args.members, args.days, args.ranks, args.filter)
+        if size != args.size_km:
+            print(f"note: {args.size_km} km does not fit in the available memory; running {size} km", flush=True)
+            args.size_km = size
         sets = overrides(args.size_km, args.members, args.days, tmp / "large" / "out", args.filter)
         peaks, log, wall, prof = run_case(sets, args.ranks, tmp / "large", profile=not args.no_profile)
         mem += memory_rows(f"large: {args.size_km} km, {args.members} members, {args.ranks} ranks", sets, args.ranks,
@@ -170,10 +199,13 @@ def main():
         print("\nmemory per rank (peak RSS from ru_maxrss; estimate from `smda info --ranks N`)\n")
         print("\n".join(mem))
         if not args.no_profile:
-            print(f"\ntime by part (s, cProfile cumulative time / steps, / cycles or once) of the large case\n")
+            print("\ntime by part (s, cProfile cumulative time / steps, / cycles or once) of the large case\n")
             print("| part | per | " + " | ".join(f"rank {r}" for r in range(args.ranks)) + " |")
             print("|---|---|" + "---:|" * args.ranks)
             print("\n".join(profile_split(prof, args.ranks, n_steps, n_cycles)))
+        timers = re.search(r"time by part on rank 0: (.*)", log)  # the driver's own timers, where it logs them
+        if timers:
+            print(f"\ndriver timers, rank 0 (whole run): {timers[1]}")
 
 
 if __name__ == "__main__":

@@ -12,12 +12,13 @@ term, from the namelist and the domain decomposition (:mod:`smda.run.decomp`):
   per cell and member), the ensemble forcing (7 x n x N float64) and the forcing-perturbation lattice;
 - **static**: per-cell parameters and coordinates, the soil table, the vegetation of the day, daily flux
   sums, the rain of the last day, footprint weights, plus domain-wide index arrays on every rank;
-- **work arrays** of an analysis cycle (on top of the above, then freed): the 1 km TB of every member
-  and the footprint input field built from it (6 x n x N float64 per incidence angle at the second
-  model-equivalent call), the background TB kept for the outputs (2 x n x N), the filter's copy of the
-  updated variables (len(update) x n x N), the LETKF weight lattice (points x N x N);
-- **outputs**: the largest of (a) an analysis record: the fields of one record gathered on rank 0 and
-  gridded (float32), (b) the checkpoint: rank 0 gathers the global state of every run (global cells,
+- **work arrays** of an analysis cycle (on top of the above, then freed): the model equivalents' 1 km TB
+  of every member, H and V, as computed, stacked, reordered and concatenated with the screening fields
+  (6 x n x N float64 per incidence angle, at the second call, after the analysis), the background TB kept
+  for the outputs (2 x n x N), the filter's copy of the updated variables (len(update) x n x N) and
+  the LETKF weight lattice (lattice points x N x N);
+- **outputs**: the largest of (a) an analysis record: all the fields of one record gathered on rank 0
+  and gridded (float32), (b) the checkpoint: rank 0 gathers the global state of every run (global cells,
   not the rank's) with mpi4py's pickled gather (send copy, receive buffer, unpickled parts) and hashes
   it; other ranks send a pickled copy of their state, (c) rank 0's end of run (twin experiments): every
   product's (time, y, x) grids for the skill table.
@@ -27,7 +28,9 @@ do not overlap in time). For large domains the model arrays (fluxes ~ 10/6 of th
 states dominate every rank, and rank 0's checkpoint gather (the states of all ranks again, twice while
 unpickling) makes it the busiest rank; for small domains the baseline dominates. Not modelled:
 allocator fragmentation (arrays under 32 MiB may stay mapped after being freed) and the one-off setup
-(domain-wide latitude/longitude while building the experiment).
+(domain-wide latitude/longitude while building the experiment). Measured by ``benchmarks/scale.py``:
+within 3 % of the peak RSS of both ranks of a 1008 x 1008 km, 32-member LETKF run on 2 ranks and of
+72 x 72 km, 8 members on 1 rank; 12 % under on 60 days of 288 x 288 km (the skill table's end of run).
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ F8 = 8  # bytes of a float64 / int64
 # float64 / int64 values held per local land cell besides the ensembles: cells, gidx, x, y, lat, lon (6), static
 # fields (7), tau-omega h, omega, b, q and bulk density (5), vegetation of the day (4), pixel of each cell (1)
 _PER_CELL_VALUES = 6 + 7 + 5 + 4 + 1
-_SKILL_WORK = 6  # (time, y, x) float64 temporaries of the skill table beside the products (anomalies, masks)
+_SKILL_WORK = 8  # (time, y, x) float64 temporaries of the skill table beside the products (anomalies, pairs)
 _EQUIVALENT_COPIES = 6  # n x N x 2 polarizations: TB H, V; stacked; reordered; concatenated with screening fields
 
 
@@ -91,8 +94,8 @@ def keys_markdown() -> str:
 class RankMemory:
     """Estimated resident memory (bytes) of one rank of ``smda run``, by term (see the module docstring).
 
-    ``work`` (analysis cycle) and ``outputs`` (the largest output phase, named by ``outputs_phase``) are
-    transient, on top of the resident terms, and do not overlap in time.
+    ``work`` (the analysis cycle) and ``phases`` (output phase -> bytes: "analysis record", "checkpoint" and
+    on rank 0 of a twin experiment "end of run") are transient, on top of the resident terms, one at a time.
     """
 
     rank: int
@@ -102,8 +105,15 @@ class RankMemory:
     model: int
     static: int
     work: int
-    outputs: int
-    outputs_phase: str
+    phases: dict
+
+    @property
+    def outputs_phase(self) -> str:
+        return max(self.phases, key=self.phases.get)
+
+    @property
+    def outputs(self) -> int:
+        return self.phases[self.outputs_phase]
 
     @property
     def peak(self) -> int:
@@ -126,14 +136,16 @@ def memory_estimate(nl: Namelist, n_ranks: int = 1, domain=None) -> list[RankMem
     counts = np.bincount(dec.rank_of_pixel[dec.pixel[land]], minlength=n_ranks)
     ranks = [0] + ([int(np.argmax(counts[1:])) + 1] if n_ranks > 1 else [])
     records = analysis_times(nl, dom) if nl.observations.source == "synthetic" else 0
-    return [_rank_memory(nl, dom, dec.cells(r), r, n_ranks, counts[0], records) for r in ranks]
+    return [_rank_memory(nl, dom, dec.cells(r), r, n_ranks, records) for r in ranks]
 
 
-def analysis_times(nl: Namelist, domain) -> int:
+def analysis_times(nl: Namelist, domain=None) -> int:
     """Analysis times of a twin experiment: model steps ending just after an overpass of an observed pixel."""
     from smda.assimilation.observations.synthetic import overpasses
     from smda.model.grid import GRIDS
+    from smda.run.setup import make_domain
 
+    domain = make_domain(nl) if domain is None else domain
     o, g = nl.observations, GRIDS[nl.observations.grid]
     _, rows, cols, _ = domain.overlap(g.name)
     rc = np.unique(np.stack([rows, cols], axis=1), axis=0)
@@ -154,8 +166,7 @@ def _span(v: np.ndarray, spacing: float) -> int:
     return int(np.floor(v.max() / spacing)) - int(np.floor(v.min() / spacing)) + 2
 
 
-def _rank_memory(nl: Namelist, dom, cells: np.ndarray, rank: int, n_ranks: int, n_root: int,
-                 records: int) -> RankMemory:
+def _rank_memory(nl: Namelist, dom, cells: np.ndarray, rank: int, n_ranks: int, records: int) -> RankMemory:
     from smda.forcing.perturb import PerturbationSettings
     from smda.model.grid import GRIDS, M01
     from smda.model.lsm import FLAGS, FLUXES, FORCING
@@ -205,7 +216,7 @@ def _rank_memory(nl: Namelist, dom, cells: np.ndarray, rank: int, n_ranks: int, 
             kept = 2 * u
             work = max(equivalents, kept)
 
-    # outputs: (a) the largest record, gathered field by field on rank 0 and gridded as float32
+    # outputs: (a) the largest record: rank 0 gathers all its fields (global cells), then grids them as float32
     runs = len(members)
     fields = len(STATE_OUT) * runs + filtered * (2 * (len(STATE_OUT) + 2) + len(STATE_OUT) + 4)
     fields = max(fields if observed else 0, len(FLUX_OUT) * (1 + filtered))
@@ -234,9 +245,8 @@ def _rank_memory(nl: Namelist, dom, cells: np.ndarray, rank: int, n_ranks: int, 
         products = runs + 1 + len(nl.comparison.methods)  # truth, open loop, analysis, satellite, methods
         phases["end of run"] = ((products + _SKILL_WORK) * records * dom.n_cells * F8
                                 + nl.output.figures * int(FIGURES_MIB * MiB))
-    phase = max(phases, key=phases.get)
     return RankMemory(rank=rank, cells=n, baseline=int(BASELINE_MIB * MiB), state=state, model=model, static=static,
-                      work=work, outputs=phases[phase], outputs_phase=phase)
+                      work=work, phases=phases)
 
 
 def memory_table(estimates: list[RankMemory], nl: Namelist, n_ranks: int) -> str:

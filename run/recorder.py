@@ -1,9 +1,10 @@
 """Streaming outputs: every record is written when it is produced, so memory does not grow with run length.
 
 Each output file gets one record (a time slice) at a time along an unlimited ``time`` dimension.
-Every rank passes its cells' values of a field; rank 0 gathers that one field (canonical cell order,
-``comm.gather`` of a (n_local,) array), places it on the (y, x) grid and appends it, so the memory of
-rank 0 is bounded by one gridded field on top of its own state, whatever the run length and rank count.
+Every rank passes its cells' values of the record's fields; rank 0 gathers one field (canonical cell
+order, ``comm.gather`` of a (n_local,) array), places it on the (y, x) grid and writes it before the next
+is gathered, so the memory of rank 0 is bounded by one gridded field on top of its own state, whatever
+the run length and rank count.
 Between records a file is closed, so it can be read while the run goes on.
 
 While the run goes on (and when it stops early), files carry the suffix ``.part``: a file without it
@@ -68,13 +69,30 @@ class Recorder:
     def record(self, name: str, time, fields: dict, static: dict | None = None, **attrs):
         """Append one record of ``fields`` (variable -> this rank's (n_local,) values) at ``time`` to file
         ``name`` (relative to the output folder); ``static`` (variable -> (n_local,)) is written once, when
-        the file is created. Collective: one gather per field."""
-        values = {v: self.gather(a) for v, a in fields.items()}
+        the file is created. Collective: one gather per field, written before the next is gathered."""
         fixed = {v: self.gather(a) for v, a in (static or {}).items()} if name not in self.started else {}
         self.started.add(name)  # on every rank: the static fields are gathered once
+        path = self._part(name)
+        if self.root and name not in self.counts:
+            self._create(path, list(fields), {v: self.grid(a) for v, a in fixed.items()}, attrs)
+            self.counts[name] = 0
+        ds = None
+        try:
+            if self.root:
+                with writing(path):
+                    ds = _open(path, "a")
+                    ds["time"][self.counts[name]] = (np.datetime64(time, "s") - _EPOCH) / np.timedelta64(1, "s")
+            for v, a in fields.items():
+                values = self.gather(a)
+                if self.root:
+                    with writing(path):
+                        ds[v][self.counts[name]] = self.grid(values)
+        finally:
+            if ds is not None:
+                with writing(path):
+                    ds.close()
         if self.root:
-            self.append(name, time, {v: self.grid(a) for v, a in values.items()},
-                        {v: self.grid(a) for v, a in fixed.items()}, **attrs)
+            self.counts[name] += 1
 
     def append(self, name: str, time, grids: dict, static: dict | None = None, **attrs):
         """Rank 0: append one record of gridded (y, x) ``grids`` to file ``name`` (created at the first record,

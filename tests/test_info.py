@@ -1,0 +1,73 @@
+"""`smda info`'s per-rank memory estimate: its terms scale with members, cells and ranks as the arrays do."""
+
+from pathlib import Path
+
+import pytest
+
+from smda.run.cli import main
+from smda.run.info import BASELINE_MIB, MiB, analysis_times, memory_estimate
+from smda.run.namelist import load
+
+DEFAULT_NAMELIST = Path(__file__).resolve().parent.parent / "namelists" / "osse_default.yaml"
+SMALL = ["domain.size_km=[72, 72]", "time.end=2019-05-04T00:00"]  # 2 x 2 pixels, all land
+OPEN_LOOP = ["observations.source=none", "assimilation.filter=none"]  # one ensemble, no truth, no cycles
+
+
+def estimate(*sets, ranks=1):
+    return memory_estimate(load(DEFAULT_NAMELIST, [*SMALL, *sets]), ranks)
+
+
+def test_state_and_model_arrays_double_with_members():
+    small, large = estimate(*OPEN_LOOP, "model.ensemble_size=8")[0], estimate(*OPEN_LOOP, "model.ensemble_size=16")[0]
+    assert small.cells == large.cells == 72 * 72
+    assert small.state == 72 * 72 * 6 * 8 * 8  # cells x variables x members x 8 B
+    assert large.state == 2 * small.state
+    assert large.model == pytest.approx(2 * small.model, rel=0.01)  # fluxes and forcing per member (+ lattice)
+    assert large.baseline == small.baseline == BASELINE_MIB * MiB
+    assert large.static == small.static  # per cell, not per member
+
+
+def test_twin_experiment_holds_truth_open_loop_and_analysis():
+    e = estimate("model.ensemble_size=8")[0]
+    assert e.state == 72 * 72 * 6 * 8 * (1 + 8 + 8)
+    no_filter = estimate("model.ensemble_size=8", "assimilation.filter=none")[0]
+    assert no_filter.state == 72 * 72 * 6 * 8 * (1 + 8)
+    # the filter's copy of the updated variables and the kept background TB come on top of the equivalents
+    assert e.work > no_filter.work > 0
+    assert estimate(*OPEN_LOOP)[0].work == 0  # no observations: no analysis cycle
+
+
+def test_work_arrays_scale_with_members_and_updated_variables():
+    one, two = (estimate("model.ensemble_size=8", "assimilation.filter=none", f"model.ensemble_size={n}")[0]
+                for n in (8, 16))
+    assert two.work == 2 * one.work  # (n, N) TB and footprint fields
+    a, b = (estimate(f"assimilation.update=[{u}]")[0] for u in ("sm_surface", "sm_surface, sm_rootzone"))
+    assert b.work - a.work == 72 * 72 * 24 * 8  # one more (n, N) copy of an updated variable
+
+
+def test_ranks_split_the_state_and_rank_0_gathers_the_checkpoint():
+    one = estimate("model.ensemble_size=8")
+    rank0, rank1 = estimate("model.ensemble_size=8", ranks=2)
+    assert len(one) == 1 and (rank0.rank, rank1.rank) == (0, 1)
+    assert rank0.cells == rank1.cells == one[0].cells // 2
+    assert rank0.state == rank1.state == one[0].state // 2
+    # rank 0 holds the global state of every run at the checkpoint; the others send theirs
+    assert rank0.phases["checkpoint"] >= one[0].state > rank1.phases["checkpoint"]
+    assert "end of run" not in rank1.phases  # the skill table and figures are rank 0's
+    assert rank0.peak > rank1.peak
+
+
+def test_analysis_times_follow_the_overpasses():
+    short = analysis_times(load(DEFAULT_NAMELIST, SMALL))
+    longer = analysis_times(load(DEFAULT_NAMELIST, [*SMALL, "time.end=2019-05-17T00:00"]))
+    assert 1 <= short < longer <= 16 * 2  # at most an am and a pm overpass a day over a 72 km domain
+
+
+def test_cli_prints_the_table_for_several_ranks(capsys):
+    assert main(["info", str(DEFAULT_NAMELIST), "--set", "domain.size_km=[72, 72]", "--ranks", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "memory estimate" in out and "| rank 0 | rank 1 |" in out and "ensemble states" in out
+    with pytest.raises(SystemExit) as exc:
+        main(["info", str(DEFAULT_NAMELIST), "--ranks", "0"])
+    assert exc.value.code == 2
+    assert main(["info", str(DEFAULT_NAMELIST), "--set", "domain.size_km=[72, 72]", "--ranks", "5"]) == 1  # 4 pixels
