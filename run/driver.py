@@ -275,18 +275,15 @@ class Driver:
         """Every integration: the source's (the truth), the open loop, the analysis ensemble."""
         return [*self.source.runs, *(r for r in (self.openloop, self.analysis) if r is not None)]
 
-    def gather(self, a: np.ndarray):
-        """Per-rank (n_local, ...) arrays concatenated in canonical cell order on rank 0 (None elsewhere)."""
-        return self.rec.gather(a)
-
     def checkpoint(self, k: int, final: bool = False) -> Path | None:
         """Write the state-only checkpoint of step ``k`` (collective); its path on rank 0."""
-        arrays = {}
+        local = {}
         for r in self.runs():
-            arrays[f"state_{r.name}"] = (("cell", "var", f"member_{r.name}"), self.gather(r.state.data))
-            arrays[f"daily_{r.name}"] = (("cell", "flux"), self.gather(r.daily.T))
-        arrays["rain_ring"] = (("cell", "ring"), self.gather(self.rain_ring.T))
-        if self.perturb is not None:
+            local[f"state_{r.name}"] = (("cell", "var", f"member_{r.name}"), r.state.data)
+            local[f"daily_{r.name}"] = (("cell", "flux"), r.daily.T)
+        local["rain_ring"] = (("cell", "ring"), self.rain_ring.T)
+        shared = {}
+        if self.perturb is not None:  # the perturbation lattice (small): union of the ranks' lattice points
             st = self.perturb.get_state()
             comm = self.exp.comm
             parts = [st] if comm is None or comm.size == 1 else comm.gather(st, root=0)
@@ -294,37 +291,36 @@ class Driver:
                 idx = np.concatenate([p["lattice_index"] for p in parts])
                 val = np.concatenate([p["values"] for p in parts])
                 idx, first = np.unique(idx, return_index=True)
-                arrays["pert_lattice_index"] = (("lattice",), idx)
-                arrays["pert_values"] = (("lattice", "member", "pert_var"), val[first])
-                arrays["pert_step"] = ((), np.int64(st["step"]))
-        if not self.root:
-            return None
+                shared["pert_lattice_index"] = (("lattice",), idx)
+                shared["pert_values"] = (("lattice", "member", "pert_var"), val[first])
+                shared["pert_step"] = ((), np.int64(st["step"]))
         tk = self.time_of(k)
-        path = self.nl.output.dir / "restart" / f"{self.nl.name}_{str(tk)[:13]}.nc"
-        restart.write(path, nl=self.nl, domain=self.exp.domain, step=k, time=tk, arrays=arrays,
-                      counters={"cycle": self.cycle, "n_obs": self.n_obs, "n_used": self.n_used},
-                      positions=self.rec.positions(), final=final)
-        log.info("checkpoint %s", path)
+        path = restart.write(self.nl.output.dir / "restart" / f"{self.nl.name}_{str(tk)[:13]}.nc", nl=self.nl,
+                             domain=self.exp.domain, step=k, time=tk, local=local, shared=shared,
+                             counters={"cycle": self.cycle, "n_obs": self.n_obs, "n_used": self.n_used},
+                             positions=self.rec.positions(), final=final, comm=self.exp.comm)
+        if self.root:
+            log.info("checkpoint %s", path)
         return path
 
     def load(self, path):
         """Continue from a checkpoint (collective): states, counters and the output files' positions."""
         exp = self.exp
-        ck = restart.Checkpoint(Path(path), nl=self.nl, domain=exp.domain)
-        arrays = ck.arrays
         sizes = [exp.dec.cells(r).size for r in range(exp.size)]
         a, b = sum(sizes[:exp.rank]), sum(sizes[:exp.rank + 1])
+        ck = restart.Checkpoint(Path(path), nl=self.nl, domain=exp.domain, cells=(a, b), comm=exp.comm)
+        arrays = ck.arrays
         for r in self.runs():
             # an open-loop spin-up continued with a filter: the analysis ensemble starts from the open loop
             name = r.name if f"state_{r.name}" in arrays or r is not self.analysis else "openloop"
             if f"state_{name}" not in arrays:
                 raise ValueError(f"{path}: has no {r.name} state (a twin experiment's truth is needed to continue it)")
-            stored = arrays[f"state_{name}"][a:b]
+            stored = arrays[f"state_{name}"]
             r.state.data[...] = stored[:, :, ck.members(r.state.n_members) if r.ensemble else slice(None)]
-            r.daily[...] = arrays[f"daily_{name}"][a:b].T
+            r.daily[...] = arrays[f"daily_{name}"].T
             if name != r.name and self.root:
                 log.info("the analysis ensemble starts from the open-loop ensemble of %s", path)
-        self.rain_ring[...] = arrays["rain_ring"][a:b].T
+        self.rain_ring[...] = arrays["rain_ring"].T
         if self.perturb is not None:
             if "pert_step" not in arrays:
                 raise ValueError(f"{path}: has no forcing-perturbation state (written with perturbations off)")

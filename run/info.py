@@ -17,16 +17,15 @@ term, from the namelist and the domain decomposition (:mod:`smda.run.decomp`):
   (6 x n x N float64 per incidence angle, at the second call, after the analysis), the background TB kept
   for the outputs (2 x n x N), the filter's copy of the updated variables (len(update) x n x N) and
   the LETKF weight lattice (lattice points x N x N);
-- **outputs**: the largest of (a) an analysis record: all the fields of one record gathered on rank 0
-  and gridded (float32), (b) the checkpoint: rank 0 gathers the global state of every run (global cells,
-  not the rank's) with mpi4py's pickled gather (send copy, receive buffer, unpickled parts) and hashes
-  it; other ranks send a pickled copy of their state, (c) rank 0's end of run (twin experiments): every
-  product's (time, y, x) grids for the skill table.
+- **outputs**: the largest of (a) an analysis record: the record's fields on every rank, and on rank 0
+  one field at a time gathered (global land cells) and gridded (float32), (b) the checkpoint: rank 0
+  receives one other rank's part of one array at a time into a buffer and hashes a byte copy of it (no
+  rank holds the global state), (c) rank 0's end of run (twin experiments): every product's (time, y, x)
+  grids for the skill table.
 
 The peak of a rank is baseline + states + model arrays + static + the larger of work and outputs (they
 do not overlap in time). For large domains the model arrays (fluxes ~ 10/6 of the states) and the
-states dominate every rank, and rank 0's checkpoint gather (the states of all ranks again, twice while
-unpickling) makes it the busiest rank; for small domains the baseline dominates. Not modelled:
+states dominate every rank; for small domains the baseline dominates. Not modelled:
 allocator fragmentation (arrays under 32 MiB may stay mapped after being freed) and the one-off setup
 (domain-wide latitude/longitude while building the experiment). Measured by ``benchmarks/scale.py``:
 within 3 % of the peak RSS of both ranks of a 1008 x 1008 km, 32-member LETKF run on 2 ranks and of
@@ -221,24 +220,13 @@ def _rank_memory(nl: Namelist, dom, cells: np.ndarray, rank: int, n_ranks: int, 
     fields = len(STATE_OUT) * runs + filtered * (2 * (len(STATE_OUT) + 2) + len(STATE_OUT) + 4)
     fields = max(fields if observed else 0, len(FLUX_OUT) * (1 + filtered))
     record = kept + fields * n * F8
-    if rank == 0:
-        record += fields * dom.n_cells * 4 + dom.n_cells * 4
-        if n_ranks > 1:
-            record += fields * dom.n_land * F8 + 2 * dom.n_land * F8 + n * F8
-    # (b) the checkpoint: the global state, daily sums and rain ring of every run, in order, on rank 0
-    items = [(dom.n_land * len(STATE_VARIABLES) * m * F8, n * len(STATE_VARIABLES) * m * F8) for m in members]
-    items += [(dom.n_land * len(FLUX_OUT) * F8, n * len(FLUX_OUT) * F8)] * runs
-    items.append((dom.n_land * steps_per_day * F8, n * steps_per_day * F8))
-    if n_ranks == 1:
-        checkpoint = max(g for g, _ in items)  # the checksum's byte copy of the largest array
-    elif rank == 0:
-        held, checkpoint = 0, 0
-        for g, own in items:  # pickled own part + receive buffer + unpickled parts, then the concatenation
-            checkpoint = max(checkpoint, held + 2 * g + own)
-            held += g
-        checkpoint = max(checkpoint, held + max(g for g, _ in items))
-    else:
-        checkpoint = max(own for _, own in items)  # the pickled copy sent to rank 0
+    if rank == 0:  # one field gathered (the parts and their concatenation) and gridded at a time
+        record += dom.n_cells * 4 + (2 * dom.n_land * F8 if n_ranks > 1 else 0)
+    # (b) the checkpoint, array by array and rank by rank: contiguous copies of the (transposed) daily sums
+    # and rain ring; on rank 0 a receive buffer of one rank's part and the checksum's byte copy of it
+    state_part = max(n * len(STATE_VARIABLES) * m * F8 for m in members)
+    copies = runs * n * len(FLUX_OUT) * F8 + n * steps_per_day * F8
+    checkpoint = copies + (state_part * (2 if n_ranks > 1 else 1) if rank == 0 else 0)
     phases = {"analysis record": record, "checkpoint": checkpoint}
     # (c) rank 0 at the end of a twin experiment: every product's (time, y, x) float64 grids, skill work
     if rank == 0 and twin and records:

@@ -22,15 +22,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
+import netCDF4
 import numpy as np
-import xarray as xr
 import yaml
 
 from smda.model.grid import Domain
+from smda.run.guard import temporary_path, writing
 from smda.run.namelist import Namelist
-from smda.run.output import atomic_to_netcdf
 from smda.run.schema import to_plain
 
 FORMAT = "smda-restart-2"
@@ -57,57 +58,125 @@ def trajectory_keys(nl_plain: dict) -> dict:
             if any(k == p or k.startswith(p + ".") for p in TRAJECTORY) and k not in RESIZABLE}
 
 
-def checksum(arrays: dict) -> str:
-    """SHA-256 over the names, shapes, dtypes and bytes of ``arrays`` (name -> ndarray), in name order."""
+def write(path: Path, *, nl: Namelist, domain: Domain, step: int, time, local: dict, shared: dict, counters: dict,
+          positions: dict, final: bool, comm=None) -> Path | None:
+    """Write a checkpoint (collective). ``local``: name -> (dims, this rank's (n_local, ...) part), the first
+    dimension the cells in canonical order; ``shared``: name -> (dims, array) given on rank 0; ``counters``:
+    name -> int (cycle, observation counts); ``positions``: output file -> records written.
+
+    Rank 0 receives one rank's part of one array at a time (``Recv`` into a buffer) and writes it, hashing as
+    it goes, so no rank holds the global state. Returns the path on rank 0, None elsewhere.
+    """
+    size = 1 if comm is None else comm.size
+    names = sorted(local)
+    parts = {n: np.ascontiguousarray(local[n][1]) for n in names}
+    counts = [parts[n].shape[0] for n in names[:1]] if size == 1 else comm.allgather(parts[names[0]].shape[0])
+    if comm is not None and comm.rank != 0:
+        for n in names:
+            comm.Send(parts[n], dest=0, tag=names.index(n))
+        return None
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_path(path)
     h = hashlib.sha256()
-    for name in sorted(arrays):
-        a = np.ascontiguousarray(arrays[name])
-        h.update(f"{name}|{a.shape}|{a.dtype.str}|".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
+    try:
+        with writing(path), netCDF4.Dataset(tmp, "w", format="NETCDF4") as ds:
+            for n in sorted([*names, *shared]):
+                dims, a = local[n] if n in local else shared[n]
+                a = parts[n] if n in local else np.asarray(a)
+                shape = (sum(counts), *a.shape[1:]) if n in local else a.shape
+                for d, s in zip(dims, shape, strict=True):
+                    if d not in ds.dimensions:
+                        ds.createDimension(d, s)
+                var = ds.createVariable(n, a.dtype, dims)
+                h.update(f"{n}|{shape}|{a.dtype.str}|".encode())
+                if n not in local:
+                    var[...] = a
+                    h.update(a.tobytes())
+                    continue
+                start = 0
+                for r, c in enumerate(counts):
+                    if r == 0:
+                        block = a
+                    else:
+                        block = np.empty((c, *a.shape[1:]), a.dtype)
+                        comm.Recv(block, source=r, tag=names.index(n))
+                    var[start:start + c] = block
+                    h.update(block.tobytes())
+                    start += c
+            ds.setncatts({
+                "format": FORMAT,
+                "grid": "EASE-Grid 2.0 M01 (EPSG:6933)",
+                "domain": f"{domain.row0} {domain.col0} {domain.nrows} {domain.ncols}",
+                "n_land": domain.n_land,
+                "n_members": nl.model.ensemble_size,
+                "step": int(step),
+                "time": str(np.datetime64(time, "s")),
+                "final": int(final),
+                "counters": json.dumps({k: int(v) for k, v in counters.items()}),
+                "output_positions": json.dumps(positions),
+                "checksum_sha256": h.hexdigest(),
+                "namelist": yaml.safe_dump(to_plain(nl), sort_keys=False),
+            })
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
-def write(path: Path, *, nl: Namelist, domain: Domain, step: int, time, arrays: dict, counters: dict,
-          positions: dict, final: bool) -> Path:
-    """Write a checkpoint. ``arrays``: name -> (dims tuple, ndarray) of gathered global data; ``counters``:
-    name -> int (cycle, observation counts); ``positions``: output file -> records written."""
-    ds = xr.Dataset({name: (dims, np.asarray(a)) for name, (dims, a) in arrays.items()})
-    ds.attrs = {
-        "format": FORMAT,
-        "grid": "EASE-Grid 2.0 M01 (EPSG:6933)",
-        "domain": f"{domain.row0} {domain.col0} {domain.nrows} {domain.ncols}",
-        "n_land": domain.n_land,
-        "n_members": nl.model.ensemble_size,
-        "step": int(step),
-        "time": str(np.datetime64(time, "s")),
-        "final": int(final),
-        "counters": json.dumps({k: int(v) for k, v in counters.items()}),
-        "output_positions": json.dumps(positions),
-        "checksum_sha256": checksum({k: np.asarray(a) for k, (_, a) in arrays.items()}),
-        "namelist": yaml.safe_dump(to_plain(nl), sort_keys=False),
-    }
-    return atomic_to_netcdf(ds, Path(path))
+def _verify(path: Path) -> str | None:
+    """None if the data match the stored checksum (read one block at a time), else what is wrong."""
+    try:
+        with netCDF4.Dataset(path, "r") as ds:
+            ds.set_auto_mask(False)
+            h = hashlib.sha256()
+            for n in sorted(ds.variables):
+                var = ds[n]
+                h.update(f"{n}|{var.shape}|{np.dtype(var.dtype).str}|".encode())
+                if not var.shape:
+                    h.update(np.asarray(var[...]).tobytes())
+                    continue
+                step = max(1, (64 << 20) // max(1, int(np.prod(var.shape[1:])) * var.dtype.itemsize))
+                for i in range(0, var.shape[0], step):
+                    h.update(np.ascontiguousarray(var[i:i + step]).tobytes())
+            if h.hexdigest() != ds.getncattr("checksum_sha256"):
+                return f"{path}: checksum mismatch: the file is damaged (truncated copy or disk error)"
+    except (OSError, KeyError, AttributeError) as exc:
+        return f"{path}: not a readable netCDF restart file ({exc})"
+    return None
 
 
 class Checkpoint:
-    """A checkpoint read back and checked: ``step``, ``arrays`` (name -> ndarray), ``counters``,
-    ``positions``, ``final`` (written at the end of a complete run)."""
+    """A checkpoint read back and checked (collective): ``step``, ``arrays`` (name -> ndarray: this rank's
+    cells ``cells = (start, stop)`` of the cell-dimensioned arrays, the others whole), ``counters``,
+    ``positions``, ``final`` (written at the end of a complete run). Rank 0 verifies the checksum."""
 
-    def __init__(self, path: Path, *, nl: Namelist, domain: Domain):
+    def __init__(self, path: Path, *, nl: Namelist, domain: Domain, cells: tuple[int, int], comm=None):
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"restart file not found: {path}")
-        try:
-            ds = xr.load_dataset(path)
-        except Exception as exc:  # netCDF/HDF errors come in many types
-            raise ValueError(f"{path}: not a readable netCDF restart file ({exc})") from None
-        a = ds.attrs
-        if a.get("format") != FORMAT:
-            raise ValueError(f"{path}: not an smda restart file of this version (format {a.get('format')!r}, "
-                             f"expected {FORMAT!r})")
-        self.arrays = {k: ds[k].values for k in ds.data_vars}
-        if checksum(self.arrays) != a.get("checksum_sha256"):
-            raise ValueError(f"{path}: checksum mismatch: the file is damaged (truncated copy or disk error)")
+        problem = _verify(path) if comm is None or comm.rank == 0 else None
+        if comm is not None and comm.size > 1:
+            problem = comm.bcast(problem, root=0)
+        if problem:
+            raise ValueError(problem)
+        with netCDF4.Dataset(path, "r") as ds:
+            ds.set_auto_mask(False)
+            a = {k: ds.getncattr(k) for k in ds.ncattrs()}
+            if a.get("format") != FORMAT:
+                raise ValueError(f"{path}: not an smda restart file of this version (format {a.get('format')!r}, "
+                                 f"expected {FORMAT!r})")
+            self._check(path, a, nl, domain)
+            self.arrays = {k: np.asarray(v[cells[0]:cells[1]] if v.dimensions[:1] == ("cell",) else v[...])
+                           for k, v in ds.variables.items()}
+        self.step = int(a["step"])
+        self.n_members = int(a["n_members"])
+        self.final = bool(int(a["final"]))
+        self.counters = json.loads(a["counters"])
+        self.positions = json.loads(a["output_positions"])
+
+    @staticmethod
+    def _check(path, a, nl, domain):
         bad = []
         expected = {"domain": f"{domain.row0} {domain.col0} {domain.nrows} {domain.ncols}", "n_land": domain.n_land}
         bad += [f"{k}: file has {a.get(k)!r}, this run has {v!r}" for k, v in expected.items() if str(a.get(k)) != str(v)]
@@ -118,11 +187,6 @@ class Checkpoint:
             raise ValueError(f"{path} does not match this run and was not used:\n  " + "\n  ".join(bad)
                              + f"\n(a continued run must keep {', '.join(TRAJECTORY)}; observations, assimilation,"
                                " output and time.end may change)")
-        self.step = int(a["step"])
-        self.n_members = int(a["n_members"])
-        self.final = bool(int(a["final"]))
-        self.counters = json.loads(a["counters"])
-        self.positions = json.loads(a["output_positions"])
 
     def members(self, n_members: int) -> np.ndarray:
         """Index of the checkpoint member each of ``n_members`` members continues from (m mod N)."""

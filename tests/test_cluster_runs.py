@@ -135,3 +135,15 @@ def test_an_ensemble_resized_on_restart_continues_every_member_from_a_stored_one
         assert ds["state_analysis"].shape[2] == 9 and ds["pert_values"].shape[1] == 9
         x = ds["state_openloop"].values
     assert np.all(np.isfinite(x)) and not np.array_equal(x[:, :, 6], x[:, :, 0])  # the copies have parted
+
+
+def test_a_damaged_checkpoint_is_refused(tmp_path):
+    import netCDF4
+
+    a = case(tmp_path, end="2019-05-04T00:00")
+    smda("run", a, "--stop-after-days", 1)
+    ckpt = sorted((a.parent / "out" / "restart").glob("*.nc"))[-1]
+    with netCDF4.Dataset(ckpt, "a") as ds:
+        ds["state_openloop"][0, 0, 0] = ds["state_openloop"][0, 0, 0] + 1e-9
+    r = smda("run", a, "--restart", ckpt, check=False)
+    assert r.returncode == 1 and "checksum mismatch" in r.stderr
