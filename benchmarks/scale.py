@@ -69,7 +69,7 @@ PARTS = [
     ("analysis (Filter.analyse)", [("base.py", "analyse")], "cycle"),
     ("whole analysis cycle (Driver._cycle)", [("driver.py", "_cycle")], "cycle"),
     ("output records (Recorder.record, .rows)", [("recorder.py", "record"), ("recorder.py", "rows")], "step"),
-    ("checkpoint (final, gathered to rank 0)", [("driver.py", "checkpoint")], "once"),
+    ("checkpoint (final, written rank by rank)", [("driver.py", "checkpoint")], "once"),
     ("end of run on rank 0 (products.finish)", [("products.py", "finish")], "once"),
     ("setup (Driver.__init__)", [("driver.py", "__init__")], "once"),
 ]
