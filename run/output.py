@@ -9,14 +9,11 @@ standard names and units on every data variable, zlib compression and chunks of 
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from smda.model.grid import EPSG, STANDARD_PARALLEL, WGS84_A, WGS84_F, Domain
-from smda.run.guard import temporary_path, writing
 from smda.variables import VARIABLES
 
 log = logging.getLogger(__name__)
@@ -78,19 +75,3 @@ def domain_coords(domain: Domain) -> dict:
         "lat": (("y", "x"), lat, {"standard_name": "latitude", "units": "degrees_north"}),
         "lon": (("y", "x"), lon, {"standard_name": "longitude", "units": "degrees_east"}),
     }
-
-
-def atomic_to_netcdf(ds: xr.Dataset, path: Path, encoding=None) -> Path:
-    """ds.to_netcdf under a temporary name unique to this run, then rename; nothing is left behind on failure."""
-    path = Path(path)
-    with writing(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_path(path)
-    try:
-        with writing(path):
-            ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
-            os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    log.info("wrote %s", path)
-    return path

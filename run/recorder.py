@@ -71,8 +71,10 @@ class Recorder:
         ``name`` (relative to the output folder); ``static`` (variable -> (n_local,)) is written once, when
         the file is created. Collective: one gather per field, written before the next is gathered."""
         fixed = {v: self.gather(a) for v, a in (static or {}).items()} if name not in self.started else {}
-        self.started.add(name)  # on every rank: the static fields are gathered once
         path = self._part(name)
+        if self.root and name in self.counts and name not in self.started:  # continued from a stopped run
+            self.check_schema(name, list(fields))
+        self.started.add(name)  # on every rank: the static fields are gathered once
         if self.root and name not in self.counts:
             self._create(path, list(fields), {v: self.grid(a) for v, a in fixed.items()}, attrs)
             self.counts[name] = 0

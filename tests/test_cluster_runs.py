@@ -147,3 +147,12 @@ def test_a_damaged_checkpoint_is_refused(tmp_path):
         ds["state_openloop"][0, 0, 0] = ds["state_openloop"][0, 0, 0] + 1e-9
     r = smda("run", a, "--restart", ckpt, check=False)
     assert r.returncode == 1 and "checksum mismatch" in r.stderr
+
+
+def test_a_stopped_run_continued_with_other_outputs_is_told_to_use_a_new_folder(tmp_path):
+    a = case(tmp_path, filter="none")
+    smda("run", a, "--stop-after-days", 2)
+    ckpt = sorted((a.parent / "out" / "restart").glob("*.nc"))[-1]
+    r = smda("run", a, "--restart", ckpt, "--set", "assimilation.filter=letkf", check=False)
+    assert r.returncode == 1 and "continue into a new output.dir" in r.stderr
+    smda("run", a, "--restart", ckpt, "--set", "assimilation.filter=letkf", "--set", "output.dir=assim")
