@@ -239,20 +239,96 @@ def within_pixel_anomaly(field, coarse=36, mask=None):
     return f - coarse_mean(f, coarse)
 
 
-def _temporal_stats(p, t):
-    """Per-cell temporal ubMSD and Pearson R over finite pairs; p, t (time, ncell)."""
-    ok = np.isfinite(p) & np.isfinite(t)
-    n = ok.sum(axis=0)
-    pz, tz = np.where(ok, p, 0.0), np.where(ok, t, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mp, mt = pz.sum(0) / n, tz.sum(0) / n
-        dp, dt = np.where(ok, p - mp, 0.0), np.where(ok, t - mt, 0.0)
-        vp, vt, cov = (dp**2).sum(0), (dt**2).sum(0), (dp * dt).sum(0)
-        ubmsd = ((dp - dt) ** 2).sum(0) / n
-        r = cov / np.sqrt(vp * vt)
-    r[(n < 3) | (vp <= 0) | (vt <= 0)] = np.nan
-    ubmsd[n < 2] = np.nan
-    return ubmsd, r
+class _Moments:
+    """Running counts, means, sums of squared deviations and co-deviation of pairs (a, b), elementwise,
+    merged batch by batch (Chan, Golub and LeVeque 1979): precise where a plain sum of squares cancels."""
+
+    def __init__(self, shape=()):
+        self.n = np.zeros(shape)
+        self.ma, self.mb, self.saa, self.sbb, self.sab = (np.zeros(shape) for _ in range(5))
+
+    def add(self, n, ma, mb, saa, sbb, sab):
+        """Merge a batch given by its own count, means and (co-)deviation sums (same shape as the totals)."""
+        tot = self.n + n
+        with np.errstate(invalid="ignore", divide="ignore"):
+            w = np.where(tot > 0, n / np.maximum(tot, 1), 0.0)
+        da, db = ma - self.ma, mb - self.mb
+        self.saa += saa + da * da * self.n * w
+        self.sbb += sbb + db * db * self.n * w
+        self.sab += sab + da * db * self.n * w
+        self.ma += da * w
+        self.mb += db * w
+        self.n = tot
+
+    def add_pairs(self, a, b, ok):
+        """Merge one value per element (a, b where ``ok``): a batch of one."""
+        one = ok.astype(float)
+        a, b = np.where(ok, a, 0.0), np.where(ok, b, 0.0)
+        self.add(one, np.where(ok, a, self.ma), np.where(ok, b, self.mb), 0.0, 0.0, 0.0)
+
+    def r(self):
+        """Pearson R (NaN with fewer than 3 pairs or no variance)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = self.sab / np.sqrt(self.saa * self.sbb)
+        return np.where((self.n < 3) | (self.saa <= 0) | (self.sbb <= 0), np.nan, r)
+
+
+class SkillAccumulator:
+    """Skill of one product against the truth (the columns of :func:`skill_table`), accumulated one time
+    slice at a time, so that memory depends on the grid and not on the number of times."""
+
+    def __init__(self, shape, coarse=36):
+        self.coarse = coarse
+        self.shape = tuple(shape)
+        self.cells = _Moments(int(np.prod(shape)))  # per cell: product and truth over time
+        self.diff = _Moments(int(np.prod(shape)))   # per cell: d = product - truth (its spread is the ubMSD)
+        self.within = _Moments()                     # pooled within-pixel anomalies of product and truth
+        self.n, self.sum_d, self.sum_d2, self.max_anomaly = 0, 0.0, 0.0, 0.0
+
+    def add(self, product, truth):
+        """One time: product and truth (nrows, ncols), m3/m3, NaN where none."""
+        p, t = np.asarray(product, float), np.asarray(truth, float)
+        if p.shape != self.shape or t.shape != self.shape:
+            raise ValueError(f"product has shape {p.shape}, truth has {t.shape}, expected {self.shape}")
+        ok = np.isfinite(p) & np.isfinite(t)
+        d = (p - t)[ok]
+        self.n += d.size
+        self.sum_d += float(d.sum())
+        self.sum_d2 += float((d * d).sum())
+        self.cells.add_pairs(p.ravel(), t.ravel(), ok.ravel())
+        self.diff.add_pairs((p - t).ravel(), np.zeros(p.size), ok.ravel())
+        ap = within_pixel_anomaly(p[None], self.coarse, ok[None])[0][ok]
+        at = within_pixel_anomaly(t[None], self.coarse, ok[None])[0][ok]
+        if ap.size:
+            self.max_anomaly = max(self.max_anomaly, float(np.abs(ap).max()))
+            ma, mb = ap.mean(), at.mean()
+            self.within.add(ap.size, ma, mb, ((ap - ma) ** 2).sum(), ((at - mb) ** 2).sum(),
+                            ((ap - ma) * (at - mb)).sum())
+
+    def row(self) -> dict:
+        row = dict(ubRMSE=np.nan, RMSE=np.nan, bias=np.nan, R=np.nan, R_within=np.nan, n=self.n)
+        if not self.n:
+            return row
+        row["bias"] = self.sum_d / self.n
+        row["RMSE"] = float(np.sqrt(self.sum_d2 / self.n))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ubmsd = np.where(self.diff.n >= 2, self.diff.saa / self.diff.n, np.nan)
+        if np.isfinite(ubmsd).any():
+            row["ubRMSE"] = float(np.sqrt(np.nanmean(ubmsd)))
+        r = self.cells.r()
+        if np.isfinite(r).any():
+            row["R"] = float(np.nanmedian(r))
+        # a coarse product has only round-off anomalies: no downscaling information
+        if self.max_anomaly > 1e-9:
+            row["R_within"] = float(self.within.r())
+        return row
+
+
+def skill_frame(accumulators: dict) -> pd.DataFrame:
+    """The skill table (see :func:`skill_table`) from one :class:`SkillAccumulator` per product."""
+    df = pd.DataFrame.from_dict({name: acc.row() for name, acc in accumulators.items()}, orient="index")
+    df.index.name = "product"
+    return df
 
 
 def skill_table(products: dict, truth, *, coarse=36) -> pd.DataFrame:
@@ -274,35 +350,20 @@ def skill_table(products: dict, truth, *, coarse=36) -> pd.DataFrame:
       ``R_within`` : Pearson R of within-coarse-pixel anomalies, pooled over all (time, cell)
                    pairs (NaN for a product constant within coarse pixels);
       ``n`` : number of finite (time, cell) pairs.
+
+    Computed one time at a time (:class:`SkillAccumulator`), as the end of a run does from its files.
     """
     t = np.asarray(truth, float)
     if t.ndim != 3:
         raise ValueError(f"truth must be (time, nrows, ncols), got shape {t.shape}")
     if not products:
         raise ValueError("skill_table needs at least one product")
-    rows = {}
+    accs = {}
     for name, arr in products.items():
         p = np.asarray(arr, float)
         if p.shape != t.shape:
             raise ValueError(f"product {name!r} has shape {p.shape}, truth has {t.shape}")
-        ok = np.isfinite(p) & np.isfinite(t)
-        n = int(ok.sum())
-        row = dict(ubRMSE=np.nan, RMSE=np.nan, bias=np.nan, R=np.nan, R_within=np.nan, n=n)
-        if n:
-            d = (p - t)[ok]
-            row["bias"] = float(d.mean())
-            row["RMSE"] = float(np.sqrt(np.mean(d**2)))
-            ubmsd, r = _temporal_stats(p.reshape(p.shape[0], -1), t.reshape(t.shape[0], -1))
-            if np.isfinite(ubmsd).any():
-                row["ubRMSE"] = float(np.sqrt(np.nanmean(ubmsd)))
-            if np.isfinite(r).any():
-                row["R"] = float(np.nanmedian(r))
-            ap = within_pixel_anomaly(p, coarse, ok)
-            at = within_pixel_anomaly(t, coarse, ok)
-            # a coarse product has only round-off anomalies: no downscaling information
-            if np.nanmax(np.abs(ap), initial=0.0) > 1e-9:
-                row["R_within"] = pearson_r(ap, at)
-        rows[name] = row
-    df = pd.DataFrame.from_dict(rows, orient="index")
-    df.index.name = "product"
-    return df
+        accs[name] = SkillAccumulator(t.shape[1:], coarse)
+        for i in range(t.shape[0]):
+            accs[name].add(p[i], t[i])
+    return skill_frame(accs)

@@ -23,6 +23,7 @@ import dataclasses
 import logging
 from pathlib import Path
 
+import netCDF4
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -34,7 +35,7 @@ from smda.assimilation.observations import bias
 from smda.assimilation.observations.table import QC_REASONS, ObsTable
 from smda.model.grid import NEST
 from smda.run.insitu import Station, write_csv
-from smda.run.metrics import skill_table
+from smda.run.metrics import SkillAccumulator, skill_frame
 from smda.run.namelist import Namelist, dump
 from smda.run.recorder import Recorder
 from smda.run.setup import make_domain
@@ -73,24 +74,34 @@ def finish(drv):
 
 
 def _twin_skill(nl, domain, out: Path, names):
-    """Twin experiments: synthetic stations, the skill table against the 1 km truth, figures."""
-    grids = {}
-    for name in names:
-        with xr.open_dataset(out / "products" / f"{name}.nc") as ds:
-            grids[name] = ds["sm_surface"].values.astype(float)
-            times = ds["time"].values.astype("datetime64[s]")
-    _write_synthetic_stations(out / "synthetic_stations.csv", grids["truth"], times, domain)
-    # within-pixel anomalies over the observation grid's pixels (36 km blocks for the non-nested M25)
-    coarse = NEST.get(nl.observations.grid, 36)
-    table = skill_table({k: v for k, v in grids.items() if k != "truth"}, grids["truth"], coarse=coarse)
-    table.to_csv(out / f"{nl.name}_skill.csv")
-    (out / f"{nl.name}_skill.md").write_text(_markdown(table))
-    print(f"\nSkill against the 1 km truth ({nl.name}, {times.size} analysis times, m3/m3):\n")
-    print(_markdown(table))
-    if nl.output.figures:
-        from smda.run.figures import skill_figures
+    """Twin experiments: synthetic stations, the skill table against the 1 km truth (one time at a time),
+    figures (maps of one time, series at a few cells: read from the files as needed)."""
+    files = {name: netCDF4.Dataset(out / "products" / f"{name}.nc") for name in names}
+    try:
+        for ds in files.values():
+            ds.set_auto_mask(False)
+        grids = {name: ds["sm_surface"] for name, ds in files.items()}
+        seconds = files["truth"]["time"][:].astype("timedelta64[s]")
+        times = np.datetime64("2000-01-01T00:00:00", "s") + seconds
+        _write_synthetic_stations(out / "synthetic_stations.csv", grids["truth"], times, domain)
+        # within-pixel anomalies over the observation grid's pixels (36 km blocks for the non-nested M25)
+        accs = {n: SkillAccumulator(domain.shape, NEST.get(nl.observations.grid, 36)) for n in names if n != "truth"}
+        for i in range(times.size):
+            truth = grids["truth"][i].astype(float)
+            for name, acc in accs.items():
+                acc.add(grids[name][i].astype(float), truth)
+        table = skill_frame(accs)
+        table.to_csv(out / f"{nl.name}_skill.csv")
+        (out / f"{nl.name}_skill.md").write_text(_markdown(table))
+        print(f"\nSkill against the 1 km truth ({nl.name}, {times.size} analysis times, m3/m3):\n")
+        print(_markdown(table))
+        if nl.output.figures:
+            from smda.run.figures import skill_figures
 
-        skill_figures(out / "figures", grids, times, table, domain)
+            skill_figures(out / "figures", grids, times, table, domain)
+    finally:
+        for ds in files.values():
+            ds.close()
 
 
 def run_comparison(nl, domain, satellite: Path, predictors: Path, rec: Recorder):
@@ -132,7 +143,7 @@ def _write_synthetic_stations(path, truth, times, domain, n_side=3):
     cols = np.linspace(5, domain.ncols - 6, n_side).astype(int)
     index = pd.DatetimeIndex(times, tz="UTC")
     stations = [Station(f"cell_{r}_{c}", "synthetic", float(lat[r, c]), float(lon[r, c]), 0.0, 0.05,
-                        pd.Series(truth[:, r, c], index=index).dropna())
+                        pd.Series(np.asarray(truth[:, r, c], float), index=index).dropna())
                 for r in rows for c in cols if np.isfinite(truth[:, r, c]).any()]
     write_csv(stations, path)
 
