@@ -20,8 +20,9 @@ term, from the namelist and the domain decomposition (:mod:`smda.run.decomp`):
 - **outputs**: the largest of (a) an analysis record: the record's fields on every rank, and on rank 0
   one field at a time gathered (global land cells) and gridded (float32), (b) the checkpoint: rank 0
   receives one other rank's part of one array at a time into a buffer and hashes a byte copy of it (no
-  rank holds the global state), (c) rank 0's end of run (twin experiments): every product's (time, y, x)
-  grids for the skill table.
+  rank holds the global state), (c) rank 0's end of run (twin experiments): the skill
+  accumulators (per cell and product, 12 float64: :class:`smda.run.metrics.SkillAccumulator`) and one
+  time slice of every product with its anomaly temporaries: independent of the run length.
 
 The peak of a rank is baseline + states + model arrays + static + the larger of work and outputs (they
 do not overlap in time). For large domains the model arrays (fluxes ~ 10/6 of the states) and the
@@ -29,7 +30,7 @@ states dominate every rank; for small domains the baseline dominates. Not modell
 allocator fragmentation (arrays under 32 MiB may stay mapped after being freed) and the one-off setup
 (domain-wide latitude/longitude while building the experiment). Measured by ``benchmarks/scale.py``:
 within 3 % of the peak RSS of both ranks of a 1008 x 1008 km, 32-member LETKF run on 2 ranks and of
-72 x 72 km, 8 members on 1 rank; 12 % under on 60 days of 288 x 288 km (the skill table's end of run).
+72 x 72 km, 8 members on 1 rank.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ F8 = 8  # bytes of a float64 / int64
 # float64 / int64 values held per local land cell besides the ensembles: cells, gidx, x, y, lat, lon (6), static
 # fields (7), tau-omega h, omega, b, q and bulk density (5), vegetation of the day (4), pixel of each cell (1)
 _PER_CELL_VALUES = 6 + 7 + 5 + 4 + 1
-_SKILL_WORK = 8  # (time, y, x) float64 temporaries of the skill table beside the products (anomalies, pairs)
+_SKILL_ACCUMULATOR = 12  # float64 per cell and product: two running moments (n, 2 means, 3 deviation sums)
+_SKILL_SLICE = 8  # (y, x) float64 per product at one time: product, truth, anomalies, masks, pairs
 _EQUIVALENT_COPIES = 6  # n x N x 2 polarizations: TB H, V; stacked; reordered; concatenated with screening fields
 
 
@@ -228,10 +230,10 @@ def _rank_memory(nl: Namelist, dom, cells: np.ndarray, rank: int, n_ranks: int, 
     copies = runs * n * len(FLUX_OUT) * F8 + n * steps_per_day * F8
     checkpoint = copies + (state_part * (2 if n_ranks > 1 else 1) if rank == 0 else 0)
     phases = {"analysis record": record, "checkpoint": checkpoint}
-    # (c) rank 0 at the end of a twin experiment: every product's (time, y, x) float64 grids, skill work
+    # (c) rank 0 at the end of a twin experiment: skill accumulators and one time slice of every product
     if rank == 0 and twin and records:
         products = runs + 1 + len(nl.comparison.methods)  # truth, open loop, analysis, satellite, methods
-        phases["end of run"] = ((products + _SKILL_WORK) * records * dom.n_cells * F8
+        phases["end of run"] = ((_SKILL_ACCUMULATOR + _SKILL_SLICE) * products * dom.n_cells * F8
                                 + nl.output.figures * int(FIGURES_MIB * MiB))
     return RankMemory(rank=rank, cells=n, baseline=int(BASELINE_MIB * MiB), state=state, model=model, static=static,
                       work=work, phases=phases)
