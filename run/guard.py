@@ -159,13 +159,13 @@ def _read_lock(path: Path) -> dict | None:
     for attempt in range(5):
         try:
             info = json.loads(path.read_text())
-            if isinstance(info, dict):
-                return info
         except FileNotFoundError:
             return None
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.05 * (attempt + 1))  # another run may be between creating and writing it
+        except (OSError, ValueError):  # another run may be between creating and writing it
+            info = None
+        if isinstance(info, dict):
+            return info
+        time.sleep(0.05 * (attempt + 1))
     return {}
 
 

@@ -262,9 +262,7 @@ class _Moments:
 
     def add_pairs(self, a, b, ok):
         """Merge one value per element (a, b where ``ok``): a batch of one."""
-        one = ok.astype(float)
-        a, b = np.where(ok, a, 0.0), np.where(ok, b, 0.0)
-        self.add(one, np.where(ok, a, self.ma), np.where(ok, b, self.mb), 0.0, 0.0, 0.0)
+        self.add(ok.astype(float), np.where(ok, a, self.ma), np.where(ok, b, self.mb), 0.0, 0.0, 0.0)
 
     def r(self):
         """Pearson R (NaN with fewer than 3 pairs or no variance)."""

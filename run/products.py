@@ -119,11 +119,11 @@ def run_comparison(nl, domain, satellite: Path, predictors: Path, rec: Recorder)
         elevation = p["elevation"].values.astype(float)
         for i, t in enumerate(s["time"].values.astype("datetime64[s]")):
             k = np.flatnonzero(days == np.datetime64(t, "D"))
-            sm_coarse = _pixel_values(s["sm_surface"].values[i].astype(float), pixel_of_cell, n_pix)
+            sm_coarse = _pixel_values(s["sm_surface"][i].values.astype(float), pixel_of_cell, n_pix)
             est = {m: np.full(domain.shape, np.nan) for m in methods}
             if k.size and np.isfinite(sm_coarse).any():
                 args = dict(sm_coarse=sm_coarse, pixel_of_cell=pixel_of_cell,
-                            lst=p["lst"].values[k[:1]].astype(float), ndvi=p["ndvi"].values[k[0]].astype(float),
+                            lst=p["lst"][k[:1]].values.astype(float), ndvi=p["ndvi"][k[0]].values.astype(float),
                             elevation_m=elevation)
                 t_days = float((t - np.datetime64("2000-01-01", "s")) / np.timedelta64(86400, "s"))
                 for m in methods:

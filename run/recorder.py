@@ -71,7 +71,7 @@ class Recorder:
         ``name`` (relative to the output folder); ``static`` (variable -> (n_local,)) is written once, when
         the file is created. Collective: one gather per field, written before the next is gathered."""
         fixed = {v: self.gather(a) for v, a in (static or {}).items()} if name not in self.started else {}
-        path = self._part(name)
+        path = self.part(name)
         if self.root and name in self.counts and name not in self.started:  # continued from a stopped run
             self.check_schema(name, list(fields))
         self.started.add(name)  # on every rank: the static fields are gathered once
@@ -99,7 +99,7 @@ class Recorder:
     def append(self, name: str, time, grids: dict, static: dict | None = None, **attrs):
         """Rank 0: append one record of gridded (y, x) ``grids`` to file ``name`` (created at the first record,
         with the (y, x) ``static`` fields and the global ``attrs``)."""
-        path = self._part(name)
+        path = self.part(name)
         if name not in self.counts:
             self._create(path, list(grids), static or {}, attrs)
             self.counts[name] = 0
@@ -149,7 +149,7 @@ class Recorder:
         """Append the rows of a pandas DataFrame to the CSV file ``name`` (rank 0)."""
         if not self.root or frame.empty:
             return
-        path = self._part(name)
+        path = self.part(name)
         new = name not in self.counts
         if new:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -171,14 +171,14 @@ class Recorder:
         """
         if not self.root:
             return
-        present = {n: p for n, p in positions.items() if self._part(n).exists()}
+        present = {n: p for n, p in positions.items() if self.part(n).exists()}
         if not present:
             if positions:
                 log.info("no outputs of the stopped run in %s: writing new outputs from the restart time", self.out)
             return
         for name, n in present.items():
-            path = self._part(name)
-            have = _csv_rows(path) if path.suffix == ".csv" or name.endswith(".csv") else _nc_records(path)
+            path = self.part(name)
+            have = _csv_rows(path) if name.endswith(".csv") else _nc_records(path)
             if have < n:
                 raise ValueError(f"{path} holds {have} records, the checkpoint expects {n}: it is not the output of "
                                  "the run that wrote the checkpoint; continue into a new output.dir")
@@ -189,7 +189,7 @@ class Recorder:
 
     def check_schema(self, name: str, variables):
         """ValueError if the part file ``name`` of a stopped run holds other variables than this run writes."""
-        path = self._part(name)
+        path = self.part(name)
         if not self.root or name not in self.counts or not path.exists():
             return
         with _open(path, "r") as ds:
@@ -205,16 +205,13 @@ class Recorder:
         done = []
         for name in self.counts:
             final = self.out / name
-            os.replace(self._part(name), final)
+            os.replace(self.part(name), final)
             done.append(final)
             log.info("wrote %s", final)
         return done
 
     def part(self, name: str) -> Path:
         """Path of the file ``name`` while the run goes on."""
-        return self._part(name)
-
-    def _part(self, name: str) -> Path:
         return self.out / (name + PART)
 
 

@@ -58,6 +58,11 @@ def trajectory_keys(nl_plain: dict) -> dict:
             if any(k == p or k.startswith(p + ".") for p in TRAJECTORY) and k not in RESIZABLE}
 
 
+def _hash_header(h, name: str, shape: tuple, dtype) -> None:
+    """What the checksum covers besides an array's bytes: its name, shape and dtype."""
+    h.update(f"{name}|{tuple(shape)}|{np.dtype(dtype).str}|".encode())
+
+
 def write(path: Path, *, nl: Namelist, domain: Domain, step: int, time, local: dict, shared: dict, counters: dict,
           positions: dict, final: bool, comm=None) -> Path | None:
     """Write a checkpoint (collective). ``local``: name -> (dims, this rank's (n_local, ...) part), the first
@@ -89,7 +94,7 @@ def write(path: Path, *, nl: Namelist, domain: Domain, step: int, time, local: d
                     if d not in ds.dimensions:
                         ds.createDimension(d, s)
                 var = ds.createVariable(n, a.dtype, dims)
-                h.update(f"{n}|{shape}|{a.dtype.str}|".encode())
+                _hash_header(h, n, shape, a.dtype)
                 if n not in local:
                     var[...] = a
                     h.update(a.tobytes())
@@ -132,7 +137,7 @@ def _verify(path: Path) -> str | None:
             h = hashlib.sha256()
             for n in sorted(ds.variables):
                 var = ds[n]
-                h.update(f"{n}|{var.shape}|{np.dtype(var.dtype).str}|".encode())
+                _hash_header(h, n, var.shape, var.dtype)
                 if not var.shape:
                     h.update(np.asarray(var[...]).tobytes())
                     continue

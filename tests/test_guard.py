@@ -84,7 +84,7 @@ def test_read_only_mount(tmp_path, monkeypatch):
 
 def test_read_only_folder(tmp_path):
     if os.geteuid() == 0:
-        pytest.skip("root ignores permission bits")
+        pytest.skip("root ignores permission bits; the read-only mount and folder-is-a-file tests cover the refusal")
     tmp_path.chmod(0o500)
     try:
         with pytest.raises(OutputError, match="not writable: permission denied"):
@@ -168,7 +168,7 @@ def test_temporary_path_unique_per_run(tmp_path, monkeypatch):
                                          (errno.EIO, os.strerror(errno.EIO))])
 def test_describe_write_error(tmp_path, code, cause):
     if code == errno.ENOSPC and "quota" in cause:
-        pytest.skip("no EDQUOT here")
+        pytest.skip("this platform has no EDQUOT errno")
     path = tmp_path / "x_daily.nc"
     exc = describe_write_error(path, OSError(code, os.strerror(code), str(temporary_path(path))))
     assert isinstance(exc, OSError) and exc.errno == code and exc.path == path
@@ -242,8 +242,7 @@ SCRIPT = textwrap.dedent("""
 
 @pytest.mark.mpi
 def test_two_ranks_raise_the_same_error_and_agree_on_stop(tmp_path):
-    if MPIEXEC is None:
-        pytest.skip("mpiexec not found")
+    assert MPIEXEC, "mpiexec not found (install the [mpich] extra or a system MPI)"
     script = tmp_path / "guard_mpi.py"
     script.write_text(SCRIPT)
     out = tmp_path / "out"
