@@ -41,8 +41,20 @@ def test_smap_surface_and_retrieval_bits():
     sm = smap_surface_masks(s, kind="sm")
     assert list(np.flatnonzero(tb["open_water"])) == [1, 2]
     assert list(np.flatnonzero(tb["snow"])) == [3, 4]
-    assert list(np.flatnonzero(tb["frozen_ground"])) == [5, 6]
+    # bits 7/8 ("frozen ground, or not determined") do not reject by default; frozen ground comes from the
+    # product's freeze/thaw fraction (and the model's soil temperature, model_screening)
+    assert "frozen_ground" not in tb and "frozen_ground" not in sm
     assert "dense_vegetation" not in tb and list(np.flatnonzero(sm["dense_vegetation"])) == [7]
+    ft = smap_surface_masks(s, kind="tb", freeze_thaw_fraction=np.r_[np.zeros(5), 1.0, 0.0, 0.2, np.nan, 0.5])
+    assert list(np.flatnonzero(ft["frozen_ground"])) == [5, 7, 9]
+    assert list(np.flatnonzero(smap_surface_masks(s, freeze_thaw_fraction=np.full(10, 0.2),
+                                                  max_frozen_fraction=0.5).get("frozen_ground", []))) == []
+    # reject_bits replaces a field's defaults: bits 7 and 8 back, with their reason; bit 4 precipitation
+    opt = smap_surface_masks(s, kind="tb", reject_bits={"surface_flag": [7, 8, 4]})
+    assert list(np.flatnonzero(opt["frozen_ground"])) == [5, 6] and list(np.flatnonzero(opt["heavy_rain"])) == [8]
+    assert "open_water" not in opt                                     # bits 0/1 no longer reject
+    with pytest.raises(ValueError, match=r"reject_bits\['surface_flag'\].*0..15"):
+        smap_surface_masks(s, reject_bits={"surface_flag": [16]})
     w = smap_surface_masks(np.zeros(3, np.uint16), water_fraction=[0.04, 0.06, -9999.0])
     assert list(w["open_water"]) == [False, True, False]
     r = smap_retrieval_masks(np.array([0, 1, 6, 65534], np.uint16))
@@ -59,6 +71,8 @@ def test_smos_flags_and_rfi():
     c = smos_confidence_masks(np.array([0, 16, 32, 64, 128, 2], np.uint16))
     assert c["fill_value"][1] and c["out_of_range"][2] and c["product_quality_flag"][3:5].all()
     assert not any(v[5] for v in c.values())                         # RFI_PRONE_H alone is not a rejection
+    ct = smos_confidence_masks(np.array([0, 16, 32, 64, 128], np.uint16), kind="tb")
+    assert list(ct) == ["product_quality_flag"] and list(np.flatnonzero(ct["product_quality_flag"])) == [4]
     r = smos_rfi_mask(rfi_prob=[0.0, 0.19, 0.21, 0.0], n_rfi=[0, 0, 0, 3], n_views=[10, 10, 10, 10])
     assert list(r) == [False, False, True, True]
     assert not smos_rfi_mask(n_rfi=[5], n_views=[0])[0]              # no views: ratio undefined, not RFI

@@ -98,8 +98,8 @@ def test_l2_tb_qc_counts_independent(l2_file):
     q = f["tb_qual_flag_h"][i].astype(int)
     w = f["static_water_body_fraction"][i]
     fill = s == 65534
-    bad = (~fill & (((s & 0b11) != 0) | ((s & 0b1100000) != 0) | ((s & 0b110000000) != 0) | (w > 0.05))) | (
-        (q & 1) != 0) | (q == 65534)
+    # surface bits 0/1 water, 5/6 snow; NOT 7/8 frozen ground ("or not determined"); water fraction > 5 %
+    bad = (~fill & (((s & 0b11) != 0) | ((s & 0b1100000) != 0) | (w > 0.05))) | ((q & 1) != 0) | (q == 65534)
     tb = f["tb_h_corrected"][i]
     bad |= (tb < 100) | (tb > 320)
     assert t.accepted.sum() == (~bad).sum() == t.qc_counts()["accepted"]
@@ -217,7 +217,7 @@ def _ds(g, name, shape, dtype, fill, data=None, window=None, **attrs):
 
 
 # test window near Oklahoma (M36 rows 90-94, cols 226-231)
-def write_l3(path, grid_name="M36", day="2020-04-01", pm_suffix=True, sm_fill_cell=None):
+def write_l3(path, grid_name="M36", day="2020-04-01", pm_suffix=True, sm_fill_cell=None, tropical=False):
     grid = GRIDS[grid_name]
     shape = (grid.n_rows, grid.n_cols)
     n = 36 // {"M36": 36, "M09": 9}[grid_name]
@@ -247,6 +247,10 @@ def write_l3(path, grid_name="M36", day="2020-04-01", pm_suffix=True, sm_fill_ce
             tq[1, 0] = 1 | 4                               # bad quality with RFI detected
             wf = np.zeros(rr.shape, np.float32)
             wf[1, 1] = 0.2                                 # 20 % static water
+            ft = np.zeros(rr.shape, np.float32)
+            ft[0, 4] = 0.5                                 # the product's own freeze/thaw: half the cell frozen
+            if tropical:
+                sf[:] |= 1 << 7                            # "radiometer frozen ground" bit on every cell
             _ds(g, "soil_moisture" + s, shape, "f4", -9999.0, sm, win, units="cm**3/cm**3")
             _ds(g, "retrieval_qual_flag" + s, shape, "u2", 65534, rq, win, flag_masks="1s, 2s, 4s, 8s")
             _ds(g, "surface_flag" + s, shape, "u2", 65534, sf, win)
@@ -257,6 +261,8 @@ def write_l3(path, grid_name="M36", day="2020-04-01", pm_suffix=True, sm_fill_ce
             _ds(g, "boresight_incidence" + s, shape, "f4", -9999.0, np.full(rr.shape, 40.1), win, units="degrees")
             _ds(g, "tb_time_seconds" + s, shape, "f8", -9999.0, np.full(rr.shape, secs), win, units="seconds")
             _ds(g, "static_water_body_fraction" + s, shape, "f4", -9999.0, wf, win)
+            _ds(g, "freeze_thaw_fraction" + s, shape, "f4", -9999.0, ft, win)
+            _ds(g, "vegetation_opacity" + s, shape, "f4", -9999.0, np.where(cc - c0 == 5, 1.2, 0.3), win)
             _ds(g, "EASE_row_index" + s, shape, "u2", 65534, rr.astype(np.uint16), win)
             _ds(g, "EASE_column_index" + s, shape, "u2", 65534, cc.astype(np.uint16), win)
             lat, lon = grid.latlon(rr, cc)
@@ -281,9 +287,12 @@ def test_l3_sm_p_am_pm_values_rowcol_times(tmp_path):
         lat_f, lon_f = ease_latlon(sub.row, sub.col)
         np.testing.assert_allclose(sub.lat, lat_f, atol=1e-7)
         assert str(tr["time"])[:10] == f"2020-04-0{1 + day_off}"
-    # QC per flagged cell (AM and PM alike); counts name each reason
+    # QC per flagged cell (AM and PM alike); counts name each reason; frozen ground from freeze_thaw_fraction
+    # (cell [0, 4]), not from the surface_flag bit 7 of cell [0, 1]
     c = t.qc_counts()
     assert c["accepted"] == 50 and c["open_water"] == 2 and c["frozen_ground"] == 2
+    frozen = t.select(t.qc == 5)
+    assert set(zip(frozen.row, frozen.col, strict=True)) == {(90, 230)}
     assert c["snow"] == 2 and c["dense_vegetation"] == 2
     assert c["product_quality_flag"] == 2 and sum(c.values()) == 60
     am_pm = read("smap_l3_sm_p", [path], kind="sm", passes=("PM",))
@@ -297,7 +306,8 @@ def test_l3_sm_p_tb_and_qc(tmp_path):
     t = read("smap_l3_sm_p", [path], kind="tb", passes=("AM",))
     assert len(t) == 60 and set(t.pol) == {"H", "V"}
     c = t.qc_counts()
-    # H: frozen, snow, water, rfi (bad quality with RFI bit) rejected; dense vegetation is NOT a TB reason
+    # H: frozen (freeze/thaw fraction), snow, water, rfi (bad quality with RFI bit) rejected; dense vegetation
+    # is NOT a TB reason
     assert c["rfi"] == 1 and c["frozen_ground"] == 2 and c["snow"] == 2 and c["open_water"] == 2
     assert "dense_vegetation" not in c and c["accepted"] == 60 - 7
     h = t.select((t.pol == "H") & t.accepted)
@@ -337,7 +347,10 @@ def test_l3_sm_p_e_9km(tmp_path):
     path = tmp_path / "SMAP_L3_SM_P_E_20200401_R16515_001.h5"
     truth = write_l3(path, grid_name="M09")
     t = read("smap_l3_sm_p_e", [path], kind="sm", passes=("AM",))
-    assert len(t) == 20 * 24 and set(t.footprint) == {"M09"}
+    # the real antenna footprint: Gaussian of 16 km sigma (FWHM 38 km) centred on the 9 km posting
+    assert len(t) == 20 * 24 and set(t.footprint) == {"gauss"} and np.all(t.fov_km == 16.0)
+    np.testing.assert_allclose(t.x, -17367530.4451615 + (t.col + 0.5) * 9008.055210146, atol=1e-3)
+    assert np.all(read("smap_l3_sm_p_e", [path], kind="sm", passes=("AM",), fov_km=20.0).fov_km == 20.0)
     lat_f, lon_f = ease_latlon(t.row, t.col, s=9008.055210146)
     np.testing.assert_allclose(t.lat, lat_f, atol=1e-7)
     idx = (t.row - 360) * 24 + (t.col - 904)
@@ -401,3 +414,125 @@ def test_l1c_tb_orbit_rejected_when_fore_aft_disagree(tmp_path):
     write_l1c(path, fore, aft)
     t = read("smap_l1c_tb", [path])
     assert t.qc_counts() == {"product_quality_flag": 8}  # the whole half-orbit, H and V
+
+
+# --------------------------------------------------------------------------------------------------
+# QC options (namelist source options) on the real sample and on written files
+# --------------------------------------------------------------------------------------------------
+@need_l2
+def test_l2_qc_options_change_what_is_accepted(l2_file):
+    f = l2_file
+    base = read("smap_l2_sm_p", [L2], kind="tb")
+    # passes: the sample is an ascending (6 pm, "_A_") half-orbit
+    assert len(read("smap_l2_sm_p", [L2], kind="tb", passes=("AM",))) == 0
+    assert len(read("smap_l2_sm_p", [L2], kind="tb", passes="PM")) == len(base)
+    # tb_variant: the uncorrected TB (no water correction) values, same screening
+    unc = read("smap_l2_sm_p", [L2], kind="tb", pols=("H",), tb_variant="uncorrected")
+    i = _cell_index(f, unc)
+    with h5py.File(L2) as h:
+        np.testing.assert_array_equal(unc.value, h[G]["tb_h_uncorrected"][()][i].astype(float))
+        t_surf = h[G]["surface_temperature"][()]
+    assert np.sum(unc.value != base.select(base.pol == "H").value) > 1000
+    # frozen ground: bit 7 ("radiometer frozen ground, or not determined") does not reject by default; asked for,
+    # it rejects cells whose GMAO surface temperature is 277-298 K in August, i.e. thawed ground
+    strict = read("smap_l2_sm_p", [L2], kind="tb", pols=("H",), reject_bits={"surface_flag": [0, 1, 5, 6, 7, 8]})
+    h0 = base.select(base.pol == "H")
+    newly = h0.accepted & (strict.qc == 5)
+    assert newly.sum() == 4 and "frozen_ground" not in h0.qc_counts()
+    assert np.all(t_surf[_cell_index(f, h0.select(newly))] > 276.0)
+    # soil moisture: a VOD limit and the retrieval flag
+    sm = read("smap_l2_sm_p", [L2], kind="sm")
+    assert sm.qc_counts()["accepted"] == 592
+    veg = read("smap_l2_sm_p", [L2], kind="sm", max_vod=0.3)
+    assert veg.accepted.sum() == 251 and veg.qc_counts()["dense_vegetation"] == 570
+    assert read("smap_l2_sm_p", [L2], kind="sm", reject_bits={"retrieval_qual_flag": []}).accepted.sum() == 642
+    with pytest.raises(ValueError, match="tb_variant"):
+        read("smap_l2_sm_p", [L2], tb_variant="raw")
+    with pytest.raises(ValueError, match="reject_bits has unknown flag field.*surface_flag"):
+        read("smap_l2_sm_p", [L2], reject_bits={"surface_flags": [7]})
+
+
+def test_l3_tropical_undetermined_frozen_bit_not_rejected(tmp_path):
+    """The issue's tropical site: surface_flag bit 7 set on every cell, ground thawed: nothing rejected as frozen."""
+    warm, trop = tmp_path / "SMAP_L3_SM_P_20170101_R16515_001.h5", tmp_path / "SMAP_L3_SM_P_20170102_R16515_001.h5"
+    write_l3(warm)
+    write_l3(trop, tropical=True, day="2017-01-02")
+    a, b = read("smap_l3_sm_p", [warm], kind="tb"), read("smap_l3_sm_p", [trop], kind="tb")
+    np.testing.assert_array_equal(a.qc, b.qc)
+    assert b.qc_counts()["accepted"] == 2 * 60 - 14 and b.qc_counts()["frozen_ground"] == 4     # the F/T fraction
+    assert np.all((b.flags >> 16) & (1 << 7))
+    # the bit rejects only when asked for; the product's freeze/thaw field can be turned off or relaxed
+    strict = read("smap_l3_sm_p", [trop], kind="tb", reject_bits={"surface_flag": [0, 1, 5, 6, 7]})
+    assert strict.accepted.sum() == 0
+    assert read("smap_l3_sm_p", [trop], kind="tb", max_frozen_fraction=None).qc_counts().get("frozen_ground", 0) == 0
+    assert read("smap_l3_sm_p", [trop], kind="tb", max_frozen_fraction=0.5).qc_counts().get("frozen_ground", 0) == 0
+    # a VOD limit rejects the column written with VOD 1.2 (SM and TB alike when given)
+    veg = read("smap_l3_sm_p", [trop], kind="tb", passes=("AM",), max_vod=1.0)
+    assert veg.qc_counts()["dense_vegetation"] == 2 * 5           # column 5 of the 5 rows, H and V
+
+
+# --------------------------------------------------------------------------------------------------
+# SMAP/Sentinel-1 L2_SM_SP, written in the SPL2SMAP_S structure
+# --------------------------------------------------------------------------------------------------
+def write_l2_sm_sp(path, r3=(1400, 1410), c3=(3300, 3308), t="2017-06-01T12:30:00"):
+    """A scene of the 3 km and 1 km groups: 2-D arrays, suffixed names, fill outside the swath."""
+    truth = {}
+    secs = (np.datetime64(t) - np.datetime64("2000-01-01T12:00:00")).astype("timedelta64[s]").astype(float)
+    with h5py.File(path, "w") as f:
+        for res, n in (("3km", 1), ("1km", 3)):
+            rows = np.arange(r3[0] * n, r3[1] * n)
+            cols = np.arange(c3[0] * n, c3[1] * n)
+            rr, cc = np.meshgrid(rows, cols, indexing="ij")
+            g = f.create_group(f"Soil_Moisture_Retrieval_Data_{res}")
+            sm = (0.2 + 0.001 * (rr - rows[0]) + 0.0001 * (cc - cols[0])).astype("f4")
+            sm[0, 0] = -9999.0
+            sd = np.full(sm.shape, 0.03, "f4")
+            sd[1, 1] = -9999.0
+            q = np.zeros(sm.shape, "u2")
+            q[0, 1] = 1
+            sf = np.zeros(sm.shape, "u2")
+            sf[0, 2] = 1 << 7                  # "frozen ground or not determined": not a rejection
+            sf[0, 3] = 1                       # static water
+            row_i, col_i = rr.astype("u2"), cc.astype("u2")
+            row_i[-1, :] = 65534               # outside the scene
+            col_i[-1, :] = 65534
+            for name, arr in (("soil_moisture", sm), ("soil_moisture_std_dev", sd), ("retrieval_qual_flag", q),
+                              ("surface_flag", sf), ("EASE_row_index", row_i), ("EASE_column_index", col_i),
+                              ("spacecraft_overpass_time_seconds", np.full(sm.shape, secs))):
+                g.create_dataset(f"{name}_{res}", data=arr)
+            truth[res] = {"sm": sm, "rows": rr, "cols": cc}
+    return truth
+
+
+def test_l2_sm_sp_3km_and_1km(tmp_path):
+    path = tmp_path / "SMAP_L2_SM_SP_1AIWDV_20170601T123000_20170601T121500_097W36N_R16010_001.h5"
+    truth = write_l2_sm_sp(path)
+    t3 = read("smap_l2_sm_sp", [path])
+    n3 = 9 * 8                                            # last row outside the scene (index fill)
+    assert len(t3) == n3 and set(t3.footprint) == {"M03"} and set(t3.kind) == {"sm"}
+    assert np.all(t3.time == np.datetime64("2017-06-01T12:30:00"))
+    assert t3.qc_counts() == {"accepted": n3 - 3, "fill_value": 1, "product_quality_flag": 1, "open_water": 1}
+    idx = (t3.row - 1400) * 8 + (t3.col - 3300)
+    ok = np.isfinite(t3.value)
+    np.testing.assert_allclose(t3.value[ok], truth["3km"]["sm"].ravel()[idx][ok], rtol=1e-6)
+    np.testing.assert_allclose(t3.x, -17367530.4451615 + (t3.col + 0.5) * 3002.6850700487, atol=1e-3)
+    assert np.all(t3.error_std == 0.04)
+    pe = read("smap_l2_sm_sp", [path], product_error=True, error_std=0.05)
+    assert np.isclose(pe.error_std, 0.03).sum() == n3 - 1 and np.isclose(pe.error_std, 0.05).sum() == 1
+    # 1 km: the M01 cell itself (a Gaussian narrower than a cell: one weight)
+    t1 = read("smap_l2_sm_sp", [path], resolution="1km")
+    assert len(t1) == 29 * 24 and set(t1.footprint) == {"gauss"}
+    assert np.allclose(t1.fov_km, 1.00089502334956 / np.sqrt(12))
+    np.testing.assert_allclose(t1.y, 7314540.8306386 - (t1.row + 0.5) * 1000.89502334956, atol=1e-3)
+    # domain subset and bad requests
+    lat, lon = GRIDS["M03"].latlon(1402, 3303)
+    sub = read("smap_l2_sm_sp", [path], bbox=(lat - 0.01, lat + 0.01, lon - 0.01, lon + 0.01), halo_km=0.0)
+    assert len(sub) == 1 and (sub.row[0], sub.col[0]) == (1402, 3303)
+    with pytest.raises(ValueError, match="resolution"):
+        read("smap_l2_sm_sp", [path], resolution="9km")
+    with pytest.raises(ValueError, match="kind"):
+        read("smap_l2_sm_sp", [path], kind="tb")
+    with pytest.raises(ValueError, match="Soil_Moisture_Retrieval_Data_3km"):
+        l3 = tmp_path / "SMAP_L3_SM_P_20200401_R16515_001.h5"
+        write_l3(l3)
+        read("smap_l2_sm_sp", [l3])

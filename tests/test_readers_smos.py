@@ -267,7 +267,8 @@ def test_l2_decoding_without_masking(tmp_path, l2_vars):
     with netCDF4.Dataset(path, "w", format="NETCDF4") as dst:
         dst.createDimension("n_grid_points", len(idx))
         for name in ("Latitude", "Longitude", "Days", "Seconds", "Microseconds", "Soil_Moisture", "Science_Flags",
-                     "Confidence_Flags", "RFI_Prob", "N_RFI_X", "N_RFI_Y", "M_AVA0", "Optical_Thickness_Nad"):
+                     "Confidence_Flags", "RFI_Prob", "N_RFI_X", "N_RFI_Y", "M_AVA0", "Optical_Thickness_Nad",
+                     "TB_ASL_Theta_B_H"):
             sv = src[name]
             dv = dst.createVariable(name, sv.dtype, ("n_grid_points",), fill_value=sv.getncattr("_FillValue"))
             for a in sv.ncattrs():
@@ -283,14 +284,22 @@ def test_l2_decoding_without_masking(tmp_path, l2_vars):
                 data[:] = 0
             if name == "Optical_Thickness_Nad":
                 data[1] = 1.5
+            if name == "Confidence_Flags":
+                data[2], data[3], data[4] = 128, 64, 16          # CHI2_P, DQX, NO_PROD
             dv[:] = data
     src.close()
     t = read("smos_l2_sm", [path], kind="sm")
     assert len(t) == 20
     assert t.time[0] == np.datetime64("2023-04-01T00:00:00")
-    assert t.qc_counts() == {"accepted": 19, "dense_vegetation": 1}
+    assert t.qc_counts() == {"accepted": 16, "dense_vegetation": 1, "product_quality_flag": 2, "fill_value": 1}
     assert t.qc[1] == 8
-    assert read("smos_l2_sm", [path], kind="sm", max_vod_np=None).accepted.sum() == 20
+    assert read("smos_l2_sm", [path], kind="sm", max_vod=None).accepted.sum() == 17
+    assert read("smos_l2_sm", [path], kind="sm", reject_bits={"Confidence_Flags": [4]}).accepted.sum() == 18
+    # TB (a retrieval output): only CHI2_P of the confidence flags rejects it; the vegetation limit is SM only
+    tb = read("smos_l2_sm", [path], kind="tb", pols=("H",))
+    assert tb.qc_counts() == {"accepted": 19, "product_quality_flag": 1} and tb.qc[2] == 3
+    with pytest.raises(ValueError, match="reject_bits has unknown flag field.*Chi2"):
+        read("smos_l2_sm", [path], reject_bits={"Chi2": [1]})
 
 
 @need_l2
@@ -311,3 +320,63 @@ def test_wrong_product_and_corrupt(tmp_path):
         read("smos_l2_sm", [trunc])
     with pytest.raises(FileNotFoundError, match="absent.nc"):
         read("smos_l2_sm", [tmp_path / "absent.nc"])
+
+
+@need_l3
+def test_truncated_catds_netcdf3_refused_naming_the_file(tmp_path, caplog):
+    """An interrupted download of a netCDF-3 file: netCDF4 reads past its end as zeros; the size check refuses it."""
+    data = L3[0].read_bytes()
+    cut = tmp_path / ("cut_" + L3[0].name)
+    cut.write_bytes(data[: int(len(data) * 0.8)])
+    ds = netCDF4.Dataset(cut)                      # the library itself opens it (the reason for the check)
+    ds.close()
+    with pytest.raises(ValueError, match=f"cut_{L3[0].name}.*truncated.*{int(len(data) * 0.8)} bytes"):
+        read("smos_l3_sm", [cut])
+    head = tmp_path / "header_only.DBL.nc"
+    head.write_bytes(data[:200])
+    with pytest.raises(ValueError, match="header_only.DBL.nc.*header is cut off"):
+        read("smos_l3_sm", [head])
+    assert len(read("smos_l3_sm", [L3[0]])) > 0    # the whole file passes
+
+
+def test_netcdf3_size_check_record_variables(tmp_path):
+    """The header arithmetic on record (unlimited) variables, classic, 64-bit offset and CDF-5, one or two of them."""
+    from smda.assimilation.observations.readers.common import check_netcdf3_size
+
+    for fmt in ("NETCDF3_CLASSIC", "NETCDF3_64BIT_OFFSET", "NETCDF3_64BIT_DATA"):
+        for n_rec in (1, 2):
+            path = tmp_path / f"rec_{fmt}_{n_rec}.nc"
+            with netCDF4.Dataset(path, "w", format=fmt) as ds:
+                ds.createDimension("time", None)
+                ds.createDimension("x", 3)
+                ds.createVariable("fixed", "f8", ("x",))[:] = [1, 2, 3]
+                for k in range(n_rec):
+                    ds.createVariable(f"v{k}", "i2", ("time", "x"))[:] = np.arange(15).reshape(5, 3)
+            check_netcdf3_size(path)               # complete: no error
+            whole = path.read_bytes()
+            path.write_bytes(whole[:-4])          # the last record loses data (its 2 padding bytes and 2 more)
+            with pytest.raises(ValueError, match="truncated"):
+                check_netcdf3_size(path)
+
+
+@need_l3
+def test_duplicate_granule_read_once_with_warning(tmp_path, caplog):
+    import logging
+    import shutil
+
+    copy_dir = tmp_path / "mirror"
+    copy_dir.mkdir()
+    twin = copy_dir / L3[0].name
+    shutil.copy(L3[0], twin)
+    once = read("smos_l3_sm", [L3[0]])
+    with caplog.at_level(logging.WARNING):
+        t = read("smos_l3_sm", [L3[0], twin, L3[0]])
+    assert len(t) == len(once)
+    msgs = [r.getMessage() for r in caplog.records if "listed twice" in r.getMessage()]
+    assert len(msgs) == 2 and str(L3[0]) in msgs[0] and str(twin) in msgs[0]
+    # same name, different content: an error naming both files
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(L3[1], other / L3[0].name)
+    with pytest.raises(ValueError, match=f"same granule name: {L3[0]} and {other / L3[0].name}"):
+        read("smos_l3_sm", [L3[0], other / L3[0].name])

@@ -5,20 +5,29 @@ table (the diagnostics file reports it); the first reason that applies wins, in 
 :data:`REASON_ORDER`, so ``ObsTable.qc_counts()`` counts each rejected observation once. Flagged
 surface conditions come before the range check, so that an ocean TB of 80 K counts as open water.
 
-Product flags (a set bit means the condition is flagged or failed; PRODUCTS.md sections 2, 3, 6):
+Product flags (a set bit means the condition is flagged or failed; PRODUCTS.md sections 2, 3, 6). Which
+bits reject is a reader option per flag field, ``reject_bits={field: [bit, ...]}`` (replacing that field's
+default); the reason of each bit comes from the product's bit table below (bits without one count as
+``product_quality_flag``):
 
-- SMAP ``tb_qual_flag_{h,v}``: bit 0 quality, 2 RFI detection, 3 RFI correction, 12 null value. An
-  observation is rejected when bit 0 is set (GEOSldas practice); the reason is ``rfi`` when bit 2 or 3
-  is also set, ``fill_value`` when bit 12 is set, else ``product_quality_flag``.
-- SMAP ``retrieval_qual_flag``: bit 0 set = retrieval not recommended (``product_quality_flag``).
-- SMAP ``surface_flag``: bits 0/1 water (``open_water``), 5/6 snow or ice (``snow``), 7/8 radiometer or
-  model frozen ground (``frozen_ground``), 10 dense vegetation (``dense_vegetation``, soil moisture only:
-  TB is assimilated through a vegetation-aware operator). ``static_water_body_fraction`` > 0.05 is
-  ``open_water`` too.
-- SMOS L2 ``Science_Flags``: bit 5 OW and 13/14 wetlands/flood (``open_water``), 6-8 snow (``snow``),
-  11 frost and 12 ice (``frozen_ground``), 3/4 topography (``product_quality_flag``); RFI when
-  ``RFI_Prob`` > 0.2 or ``(N_RFI_X + N_RFI_Y) / M_AVA0`` > 0.2 (qa4sm); ``Confidence_Flags`` 16 NO_PROD
-  (``fill_value``), 32 RANGE (``out_of_range``), 64 DQX and 128 CHI2_P (``product_quality_flag``).
+- SMAP ``tb_qual_flag_{h,v}`` (default: bit 0 quality). A rejected row is ``rfi`` when bit 2 or 3 is also
+  set, ``fill_value`` when bit 12 is set, else ``product_quality_flag`` (GEOSldas practice).
+- SMAP ``retrieval_qual_flag`` (default: bit 0, retrieval not recommended).
+- SMAP ``surface_flag`` (default: bits 0/1 water ``open_water``, 5/6 snow or ice ``snow``; for soil
+  moisture also 10 dense vegetation ``dense_vegetation``: TB is assimilated through a vegetation-aware
+  operator). ``static_water_body_fraction`` > 0.05 is ``open_water`` too.
+- Frozen ground is NOT taken from the ``surface_flag`` bits 7 (radiometer frozen ground) and 8 (model
+  frozen ground) by default: a set bit means "flagged or not determined", and bit 7 is set where the
+  radiometer freeze/thaw detection does not run (on the real L2 sample it is set on 45 cells whose
+  GMAO surface temperature is 278-298 K). Frozen ground comes from the product's own freeze/thaw field
+  (SMAP ``freeze_thaw_fraction`` above ``max_frozen_fraction``, where it is not fill) and from the
+  model's soil temperature (:func:`model_screening`, reason ``model_frozen_or_snow``). ``reject_bits``
+  can add bits 7/8 back.
+- SMOS L2 ``Science_Flags`` (default: 5 OW and 13/14 wetlands/flood ``open_water``, 6-8 snow ``snow``,
+  11 frost and 12 ice ``frozen_ground``, 3/4 topography ``product_quality_flag``); RFI when
+  ``RFI_Prob`` > 0.2 or ``(N_RFI_X + N_RFI_Y) / M_AVA0`` > 0.2 (qa4sm); ``Confidence_Flags`` (default for
+  soil moisture: 16 NO_PROD ``fill_value``, 32 RANGE ``out_of_range``, 64 DQX and 128 CHI2_P
+  ``product_quality_flag``; for TB only 128 CHI2_P, the others describe the soil moisture value).
 
 Physical ranges: TB 100-320 K (GEOSldas), SM 0-0.6 m3/m3 (values above porosity are not physical; the
 SMAP valid range [0.02, 0.5] is not enforced by the product itself).
@@ -82,63 +91,111 @@ def range_mask(kind, value, ranges=None) -> np.ndarray:
     return out
 
 
-def smap_tb_qual_masks(tb_qual) -> dict:
-    """Masks from a SMAP ``tb_qual_flag_{h,v}`` (uint16; fill 65534 treated as fill)."""
+#: Reason of each bit of the product flag fields (bits not listed: ``product_quality_flag``).
+BIT_REASONS = {
+    "tb_qual_flag": {2: "rfi", 3: "rfi", 12: "fill_value", 14: "rfi"},
+    "retrieval_qual_flag": {},
+    "surface_flag": {0: "open_water", 1: "open_water", 2: "open_water", 4: "heavy_rain", 5: "snow", 6: "snow",
+                     7: "frozen_ground", 8: "frozen_ground", 10: "dense_vegetation"},
+    "Science_Flags": {5: "open_water", 6: "snow", 7: "snow", 8: "snow", 11: "frozen_ground", 12: "frozen_ground",
+                      13: "open_water", 14: "open_water", 25: "heavy_rain"},
+    "Confidence_Flags": {4: "fill_value", 5: "out_of_range"},
+}
+#: Default rejecting bits per flag field (and kind where they differ); see the module docstring.
+DEFAULT_REJECT_BITS = {
+    "tb_qual_flag": (0,),
+    "retrieval_qual_flag": (0,),
+    "surface_flag": {"tb": (0, 1, 5, 6), "sm": (0, 1, 5, 6, 10)},
+    "Science_Flags": (3, 4, 5, 6, 7, 8, 11, 12, 13, 14),
+    "Confidence_Flags": {"tb": (7,), "sm": (4, 5, 6, 7)},
+}
+
+
+def reject_bits_for(field: str, kind: str, reject_bits=None, n_bits: int = 32) -> tuple:
+    """Rejecting bits of flag ``field`` for ``kind``: the reader option ``reject_bits[field]`` when given,
+    else :data:`DEFAULT_REJECT_BITS`. ValueError naming the field for bits outside 0..n_bits-1."""
+    if reject_bits and field in reject_bits:
+        bits = reject_bits[field]
+        bits = () if bits is None else tuple(np.atleast_1d(bits).tolist())
+        bad = [b for b in bits if not (isinstance(b, (int, np.integer)) and 0 <= b < n_bits)]
+        if bad:
+            raise ValueError(f"reject_bits[{field!r}]: bits must be integers in 0..{n_bits - 1}, got {bad}")
+        return tuple(int(b) for b in bits)
+    d = DEFAULT_REJECT_BITS[field]
+    return d[kind] if isinstance(d, dict) else d
+
+
+def check_reject_bits(reject_bits, fields, product: str):
+    """ValueError naming the product when ``reject_bits`` is not a mapping of its flag fields."""
+    if reject_bits is None:
+        return
+    if not isinstance(reject_bits, dict):
+        raise ValueError(f"{product}: reject_bits must be a mapping {{flag field: [bits]}}, got {reject_bits!r}")
+    unknown = sorted(set(reject_bits) - set(fields))
+    if unknown:
+        raise ValueError(f"{product}: reject_bits has unknown flag field(s) {unknown}; valid: {', '.join(fields)}")
+
+
+def bit_masks(flags, bits, field: str, valid=None) -> dict:
+    """``{reason: mask}`` of the rows with any of ``bits`` set in ``flags`` (reasons from :data:`BIT_REASONS`);
+    ``valid`` (bool) limits the test to rows whose flag is not fill."""
+    f = np.asarray(flags)
+    ok = np.ones(f.shape, bool) if valid is None else np.asarray(valid, bool)
+    out: dict = {}
+    for b in bits:
+        reason = BIT_REASONS.get(field, {}).get(b, "product_quality_flag")
+        m = ok & _bit(f, b)
+        out[reason] = out[reason] | m if reason in out else m
+    return out
+
+
+def smap_tb_qual_masks(tb_qual, reject_bits=None) -> dict:
+    """Masks from a SMAP ``tb_qual_flag_{h,v}`` (uint16; fill 65534 treated as fill). A row rejected by bit 0
+    is ``rfi`` when bit 2 or 3 is also set and ``fill_value`` when bit 12 is set."""
     q = np.asarray(tb_qual)
     fill = q == 65534
-    bad = _bit(q, 0) & ~fill
-    return {
-        "fill_value": fill | (bad & _bit(q, 12)),
-        "rfi": bad & _bit(q, 2, 3),
-        "product_quality_flag": bad,
-    }
+    bits = reject_bits_for("tb_qual_flag", "tb", reject_bits, 16)
+    masks = bit_masks(q, [b for b in bits if b != 0], "tb_qual_flag", ~fill)
+    if 0 in bits:
+        bad = _bit(q, 0) & ~fill
+        masks = merge_masks(masks, {"fill_value": bad & _bit(q, 12), "rfi": bad & _bit(q, 2, 3),
+                                    "product_quality_flag": bad})
+    return merge_masks({"fill_value": fill}, masks)
 
 
-def smap_surface_masks(surface_flag, water_fraction=None, kind="tb") -> dict:
-    """Masks from a SMAP ``surface_flag`` (uint16) and optional static water fraction (0-1)."""
+def smap_surface_masks(surface_flag, water_fraction=None, kind="tb", reject_bits=None, freeze_thaw_fraction=None,
+                       max_frozen_fraction: float = 0.0) -> dict:
+    """Masks from a SMAP ``surface_flag`` (uint16), the static water fraction (0-1) and the product's
+    ``freeze_thaw_fraction`` (0-1, NaN where fill); see the module docstring for the frozen-ground rule."""
     s = np.asarray(surface_flag)
     fill = s == 65534
-    ok = ~fill
-    water = ok & _bit(s, 0, 1)
+    masks = bit_masks(s, reject_bits_for("surface_flag", kind, reject_bits, 16), "surface_flag", ~fill)
     if water_fraction is not None:
         w = np.asarray(water_fraction, float)
-        water |= np.isfinite(w) & (w > MAX_WATER_FRACTION) & (w <= 1.0)
-    masks = {
-        "open_water": water,
-        "snow": ok & _bit(s, 5, 6),
-        "frozen_ground": ok & _bit(s, 7, 8),
-    }
-    if kind == "sm":
-        masks["dense_vegetation"] = ok & _bit(s, 10)
+        masks = merge_masks(masks, {"open_water": np.isfinite(w) & (w > MAX_WATER_FRACTION) & (w <= 1.0)})
+    if freeze_thaw_fraction is not None:
+        ft = np.asarray(freeze_thaw_fraction, float)
+        with np.errstate(invalid="ignore"):
+            masks = merge_masks(masks, {"frozen_ground": np.isfinite(ft) & (ft > max_frozen_fraction) & (ft <= 1.0)})
     return masks
 
 
-def smap_retrieval_masks(retrieval_qual) -> dict:
-    """Masks from a SMAP ``retrieval_qual_flag`` (bit 0 set: not recommended)."""
+def smap_retrieval_masks(retrieval_qual, reject_bits=None) -> dict:
+    """Masks from a SMAP ``retrieval_qual_flag`` (default: bit 0 set, retrieval not recommended)."""
     q = np.asarray(retrieval_qual)
     fill = q == 65534
-    return {"fill_value": fill, "product_quality_flag": ~fill & _bit(q, 0)}
+    bits = reject_bits_for("retrieval_qual_flag", "sm", reject_bits, 16)
+    return merge_masks({"fill_value": fill}, bit_masks(q, bits, "retrieval_qual_flag", ~fill))
 
 
-def smos_science_masks(science_flags) -> dict:
+def smos_science_masks(science_flags, reject_bits=None, kind="sm") -> dict:
     """Masks from SMOS ``Science_Flags`` (L2 bit positions; also used for CATDS L3)."""
-    s = np.asarray(science_flags)
-    return {
-        "open_water": _bit(s, 5, 13, 14),
-        "snow": _bit(s, 6, 7, 8),
-        "frozen_ground": _bit(s, 11, 12),
-        "product_quality_flag": _bit(s, 3, 4),
-    }
+    return bit_masks(science_flags, reject_bits_for("Science_Flags", kind, reject_bits), "Science_Flags")
 
 
-def smos_confidence_masks(confidence_flags) -> dict:
-    """Masks from SMOS L2 ``Confidence_Flags`` (masks 16 NO_PROD, 32 RANGE, 64 DQX, 128 CHI2_P)."""
-    c = np.asarray(confidence_flags)
-    return {
-        "fill_value": _bit(c, 4),
-        "out_of_range": _bit(c, 5),
-        "product_quality_flag": _bit(c, 6, 7),
-    }
+def smos_confidence_masks(confidence_flags, reject_bits=None, kind="sm") -> dict:
+    """Masks from SMOS L2 ``Confidence_Flags`` (bits 4 NO_PROD, 5 RANGE, 6 DQX, 7 CHI2_P; TB: 7 only)."""
+    return bit_masks(confidence_flags, reject_bits_for("Confidence_Flags", kind, reject_bits, 16), "Confidence_Flags")
 
 
 def smos_rfi_mask(rfi_prob=None, n_rfi=None, n_views=None, max_rfi_prob=0.2, max_rfi_ratio=0.2):

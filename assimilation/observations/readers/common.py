@@ -15,11 +15,20 @@ Times.
   matches ``tb_time_utc`` of the real L2 sample to 1 ms (PRODUCTS.md section 0).
 - SMOS / CATDS: ``t = 2000-01-01T00:00:00 UTC + days + seconds (+ microseconds)``.
 Times are stored in whole seconds (``datetime64[s]``, rounded to nearest).
+
+Files. A missing file is a FileNotFoundError naming it; a file that cannot be opened (corrupt HDF5 or
+netCDF, not the product) a ValueError naming it. A netCDF-3 file (classic, 64-bit offset or CDF-5) is
+checked against the size its header implies before it is opened (:func:`check_netcdf3_size`): an
+interrupted download would otherwise be read past its end as zeros. The same granule listed twice
+(identical content, under one path or two) is read once, with a warning naming both paths
+(:func:`unique_paths`); two different files with the same name are an error naming both.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import struct
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,6 +164,54 @@ def check_paths(paths) -> list[Path]:
     return out
 
 
+#: Soil moisture units understood by the generic readers: name -> (factor to the unit's base, base), base
+#: "m3/m3" (volumetric) or "saturation" (degree of saturation, 0-1, i.e. volumetric / porosity).
+SM_UNITS = {
+    "m3/m3": (1.0, "m3/m3"), "m3 m-3": (1.0, "m3/m3"), "m3.m-3": (1.0, "m3/m3"), "m^3/m^3": (1.0, "m3/m3"),
+    "cm3/cm3": (1.0, "m3/m3"), "cm**3/cm**3": (1.0, "m3/m3"), "1": (1.0, "m3/m3"),
+    "percent_volumetric": (0.01, "m3/m3"), "%vol": (0.01, "m3/m3"),
+    "percent_saturation": (0.01, "saturation"), "%sat": (0.01, "saturation"), "saturation": (1.0, "saturation"),
+}
+TB_UNITS = ("K", "kelvin", "Kelvin", "Kelvins")
+#: Physical range of soil moisture left in degree of saturation (no porosity given).
+SATURATION_RANGE = {"sm": (0.0, 1.0)}
+
+
+def sm_units(units, where: str) -> tuple[float, str]:
+    """(factor, base) of a soil moisture unit name (:data:`SM_UNITS`); ValueError naming ``where`` otherwise.
+
+    A bare "%" or "percent" is refused: it can mean volumetric percent or percent of saturation.
+    """
+    u = str(units).strip()
+    if u not in SM_UNITS:
+        raise ValueError(f"{where}: soil moisture units {units!r} not understood; say which with the option 'units' "
+                         f"(one of {', '.join(SM_UNITS)}; a bare '%' can be volumetric or of saturation)")
+    return SM_UNITS[u]
+
+
+def to_volumetric(value, error, units, porosity, where: str):
+    """Soil moisture in ``units`` to the table's unit: (value, error, ranges).
+
+    Volumetric units are scaled to m3/m3. Degree-of-saturation units (``percent_saturation``,
+    ``saturation``) are converted with ``porosity`` (m3/m3, scalar or per observation): theta = s * porosity.
+    Without a porosity the values stay in degree of saturation (0-1) with range check 0-1
+    (:data:`SATURATION_RANGE`): they are then only meaningful after a rescaling onto the model's
+    climatology (CDF matching or anomalies), see :func:`smda.assimilation.observations.readers.in_saturation_units`.
+    ``error`` (same units as the value) follows the same conversion; NaN stays NaN.
+    """
+    factor, base = sm_units(units, where)
+    value = np.asarray(value, float) * factor
+    error = None if error is None else np.asarray(error, float) * factor
+    if base == "m3/m3":
+        return value, error, None
+    if porosity is None:
+        return value, error, SATURATION_RANGE
+    phi = np.asarray(porosity, float)
+    if np.any(np.isfinite(phi) & ((phi <= 0.05) | (phi > 1.0))):
+        raise ValueError(f"{where}: porosity must be in m3/m3 (0.05-1), got {np.nanmin(phi):g}-{np.nanmax(phi):g}")
+    return value * phi, None if error is None else error * phi, None
+
+
 def error_std_for(kind: str, error_std) -> float:
     """The error std to store: the caller's value or the SCIENCE.md default for ``kind``."""
     if error_std is None:
@@ -165,12 +222,143 @@ def error_std_for(kind: str, error_std) -> float:
     return e
 
 
+# netCDF-3 header (Unidata "NetCDF Classic Format Specification"): magic "CDF" + version 1 (classic),
+# 2 (64-bit offset) or 5 (CDF-5, 64-bit data); tags of the dimension, attribute and variable lists.
+_NC_DIMENSION, _NC_VARIABLE, _NC_ATTRIBUTE = 10, 11, 12
+_NC_TYPE_SIZE = {1: 1, 2: 1, 3: 2, 4: 4, 5: 4, 6: 8, 7: 1, 8: 2, 9: 4, 10: 8, 11: 8}
+_STREAMING = (0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF)  # numrecs of a file being written ("indeterminate")
+
+
+def _netcdf3_required_size(path, f) -> int:
+    """Bytes a netCDF-3 file must have according to its header (data of the last variable included).
+
+    Non-record variables end at ``begin + product(shape) * type size``; record variables at
+    ``begin + (numrecs - 1) * recsize + one record``, ``recsize`` the sum of the padded record sizes
+    (unpadded when there is a single record variable). Raises ValueError naming the file when the header
+    itself is cut or malformed.
+    """
+    def read(n):
+        b = f.read(n)
+        if len(b) != n:
+            raise ValueError(f"{path}: netCDF-3 header is cut off (file truncated, an interrupted download?)")
+        return b
+
+    magic = read(4)
+    version = magic[3]
+    big = version == 5
+    off64 = version in (2, 5)
+
+    def uint():
+        return struct.unpack(">Q", read(8))[0] if big else struct.unpack(">I", read(4))[0]
+
+    def name():
+        n = uint()
+        read(n + (-n % 4))
+
+    def tagged_list(expected):
+        tag, n = struct.unpack(">I", read(4))[0], uint()
+        if tag not in (0, expected) or (tag == 0 and n != 0):
+            raise ValueError(f"{path}: malformed netCDF-3 header (tag {tag})")
+        return n
+
+    def attributes():
+        for _ in range(tagged_list(_NC_ATTRIBUTE)):
+            name()
+            nc_type = struct.unpack(">I", read(4))[0]
+            n = uint() * _NC_TYPE_SIZE.get(nc_type, 1)
+            read(n + (-n % 4))
+
+    numrecs = uint()
+    dims = []
+    for _ in range(tagged_list(_NC_DIMENSION)):
+        name()
+        dims.append(uint())
+    attributes()
+    fixed_end, rec_vars = 0, []
+    for _ in range(tagged_list(_NC_VARIABLE)):
+        name()
+        dimids = [uint() for _ in range(uint())]
+        attributes()
+        nc_type = struct.unpack(">I", read(4))[0]
+        uint()  # vsize (may overflow for > 4 GiB variables; recomputed from the shape)
+        begin = struct.unpack(">Q", read(8))[0] if off64 else struct.unpack(">I", read(4))[0]
+        if any(d >= len(dims) for d in dimids) or nc_type not in _NC_TYPE_SIZE:
+            raise ValueError(f"{path}: malformed netCDF-3 header (variable dimensions or type)")
+        shape = [dims[d] for d in dimids]
+        is_record = bool(shape) and shape[0] == 0
+        size = int(np.prod([s for s in shape[is_record:]], dtype=np.int64)) * _NC_TYPE_SIZE[nc_type]
+        if is_record:
+            rec_vars.append((begin, size))
+        else:
+            fixed_end = max(fixed_end, begin + size)
+    end = fixed_end
+    if rec_vars and numrecs != 0 and numrecs not in _STREAMING:
+        recsize = rec_vars[0][1] if len(rec_vars) == 1 else sum(s + (-s % 4) for _, s in rec_vars)
+        end = max(end, max(b + (numrecs - 1) * recsize + s for b, s in rec_vars))
+    return end
+
+
+def check_netcdf3_size(path) -> None:
+    """ValueError naming ``path`` when a netCDF-3 file is shorter than its header implies (truncated).
+
+    Files that are not netCDF-3 (e.g. netCDF-4/HDF5) are left to their library.
+    """
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(4)
+        if len(head) < 4 or head[:3] != b"CDF" or head[3] not in (1, 2, 5):
+            return
+        f.seek(0)
+        need = _netcdf3_required_size(path, f)
+    have = path.stat().st_size
+    if have < need:
+        raise ValueError(f"{path}: netCDF-3 file is truncated: {have} bytes where its header needs {need} "
+                         f"(an interrupted download?); download it again")
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def unique_paths(paths, product: str) -> list[Path]:
+    """``paths`` without repeated granules, in their first order (see the module docstring).
+
+    Files are compared by content (SHA-256) only where sizes or names coincide, so a long list of distinct
+    granules costs one ``stat`` each.
+    """
+    paths = check_paths(paths)
+    size = {p: p.stat().st_size for p in paths}
+    by_size, by_name = {}, {}
+    for p in paths:
+        by_size.setdefault(size[p], []).append(p)
+        by_name.setdefault(p.name, []).append(p)
+    suspects = {p for group in (*by_size.values(), *by_name.values()) if len(group) > 1 for p in group}
+    digest = {p: _digest(p) for p in suspects}
+    kept, seen = [], {}
+    for p in paths:
+        key = digest.get(p, p)
+        if key in seen:
+            log.warning("%s: granule listed twice, read once: %s and %s", product, seen[key], p)
+            continue
+        twins = [q for q in by_name[p.name] if q in seen.values() and digest.get(q) != digest.get(p)]
+        if twins:
+            raise ValueError(f"{product}: two different files have the same granule name: {twins[0]} and {p} "
+                             f"(a reprocessed version? keep one)")
+        seen[key] = p
+        kept.append(p)
+    return kept
+
+
 @contextmanager
 def _opened(path: Path, product: str, fmt: str, opener):
     """``opener(path)`` as a context; a file it cannot open (corrupt, truncated) gives ValueError naming it."""
     try:
         f = opener(path)
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:
         raise ValueError(f"{path}: cannot be opened as {fmt} for {product} ({exc})") from exc
     try:
         yield f
@@ -193,6 +381,7 @@ def netcdf_files(paths, product: str):
     import netCDF4
 
     def opener(p):
+        check_netcdf3_size(p)
         ds = netCDF4.Dataset(p, "r")
         ds.set_auto_maskandscale(False)
         return ds
@@ -200,6 +389,7 @@ def netcdf_files(paths, product: str):
     for path in check_paths(paths):
         with _opened(path, product, "netCDF", opener) as ds:
             yield path, ds
+
 
 def read_array(path, container, name: str, sel=(), group_label: str = ""):
     """Read ``container[name][sel]`` as a numpy array; missing dataset or read failure names both."""
@@ -233,11 +423,12 @@ def unpack(raw, fill, scale=1.0, offset=0.0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_table(*, time, row, col, grid, kind, pol, angle_deg, value, error_std, flags, footprint, source,
-               masks, lat=None, lon=None, fov_km=DEFAULT_FOV_KM) -> ObsTable:
+               masks, lat=None, lon=None, fov_km=DEFAULT_FOV_KM, ranges=None) -> ObsTable:
     """Build an :class:`ObsTable` and apply QC masks (fill, physical range and the product's masks).
 
-    Geolocation: for gridded products (``grid`` given) x/y are the EASE cell centres of (row, col) and
-    lat/lon follow from them; for swaths (``grid`` None) x/y come from ``lat``/``lon`` (EPSG:6933).
+    ``ranges`` overrides :data:`smda.assimilation.observations.qc.PHYSICAL_RANGE` per kind (e.g. soil moisture
+    in degree of saturation, 0-1). Geolocation: for gridded products (``grid`` given) x/y are the EASE cell
+    centres of (row, col) and lat/lon follow from them; for swaths (``grid`` None) x/y come from ``lat``/``lon`` (EPSG:6933).
     """
     from smda.assimilation.observations.qc import apply_masks, merge_masks, range_mask
     from smda.model.grid import xy_to_latlon
@@ -253,5 +444,5 @@ def make_table(*, time, row, col, grid, kind, pol, angle_deg, value, error_std, 
     table = ObsTable(time=time, x=x, y=y, lat=lat, lon=lon, kind=kind, pol=pol, angle_deg=angle_deg,
                      value=value, error_std=error_std, flags=flags, footprint=footprint, row=row, col=col,
                      fov_km=fov_km, source=source, qc=0)
-    masks = merge_masks(masks, {"out_of_range": range_mask(table.kind, value)})
+    masks = merge_masks(masks, {"out_of_range": range_mask(table.kind, value, ranges)})
     return apply_masks(table, masks)

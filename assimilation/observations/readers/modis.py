@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from smda.extras import require
 from smda.model.grid import xy_to_latlon
 
 logger = logging.getLogger(__name__)
@@ -121,6 +122,7 @@ class ModisField:
 # HDF4 access
 # --------------------------------------------------------------------------------------------
 def _open_sd(path):
+    require("pyhdf.SD", "modis", "reading MODIS HDF4 files")
     from pyhdf.error import HDF4Error
     from pyhdf.SD import SD, SDC
 
@@ -211,6 +213,26 @@ def decode_lst_qc(qc):
         "emis_error": (qc >> 4) & 0b11,
         "lst_error": (qc >> 6) & 0b11,
     }
+
+
+GRANULE_NAME = re.compile(r"(M[OY]D)(\w+?)\.A(\d{4})(\d{3})\.")  # e.g. MOD11A1.A2019305.h14v09.061...
+
+
+def granule_info(path) -> tuple[str, np.datetime64]:
+    """(platform "terra" or "aqua", first day of the granule) from the standard file name (``MOD11A1.A2019305...``),
+    else from the file's CoreMetadata (SHORTNAME, RANGEBEGINNINGDATE); ValueError naming the file if neither says."""
+    m = GRANULE_NAME.search(Path(path).name)
+    if m:
+        day = np.datetime64(f"{m.group(3)}-01-01") + np.timedelta64(int(m.group(4)) - 1, "D")
+        return ("terra" if m.group(1) == "MOD" else "aqua"), day
+    sd = _open_sd(path)
+    try:
+        _, meta = _meta(sd, path)
+    finally:
+        sd.end()
+    if "rangebeginningdate" not in meta:
+        raise ValueError(f"{path}: no date in the file name (.AYYYYDDD.) nor RANGEBEGINNINGDATE in CoreMetadata.0")
+    return ("aqua" if meta.get("shortname", "").startswith("MYD") else "terra"), np.datetime64(meta["rangebeginningdate"])
 
 
 # --------------------------------------------------------------------------------------------

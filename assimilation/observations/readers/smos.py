@@ -32,7 +32,13 @@ import logging
 
 import numpy as np
 
-from smda.assimilation.observations.qc import merge_masks, smos_confidence_masks, smos_rfi_mask, smos_science_masks
+from smda.assimilation.observations.qc import (
+    check_reject_bits,
+    merge_masks,
+    smos_confidence_masks,
+    smos_rfi_mask,
+    smos_science_masks,
+)
 from smda.assimilation.observations.readers.common import (
     DEFAULT_FOV_KM,
     Region,
@@ -135,11 +141,15 @@ def _cell_sel(ds, name, lat_sl, lon_sl, lead=()):
     return (0,) * max(extra, 0) + tuple(lead) + (lat_sl, lon_sl)
 
 
-def read_l3_sm(paths, *, region: Region, kind="sm", error_std=None, max_rfi_prob=0.2) -> ObsTable:
-    """Read CATDS SMOS L3 daily soil moisture files (MIR_CLF31A/D) into an :class:`ObsTable`."""
+def read_l3_sm(paths, *, region: Region, kind="sm", error_std=None, max_rfi_prob=0.2, reject_bits=None) -> ObsTable:
+    """Read CATDS SMOS L3 daily soil moisture files (MIR_CLF31A/D) into an :class:`ObsTable`.
+
+    reject_bits: {``Science_Flags``: [bits]} replacing the default rejecting bits (L2 positions).
+    """
     product = "smos_l3_sm"
     if kind != "sm":
         raise ValueError(f"{product}: kind must be 'sm' (use smos_l3_tb for brightness temperature), got {kind!r}")
+    check_reject_bits(reject_bits, ("Science_Flags",), product)
     err = error_std_for(kind, error_std)
     g = GRIDS["M25"]
     out = []
@@ -163,7 +173,7 @@ def read_l3_sm(paths, *, region: Region, kind="sm", error_std=None, max_rfi_prob
         masks = {"fill_value": sm_fill}
         if "Science_Flags" in ds.variables:
             flags = get("Science_Flags", decode=False)[0].astype(np.uint32)
-            masks = merge_masks(masks, smos_science_masks(flags))
+            masks = merge_masks(masks, smos_science_masks(flags, reject_bits))
         else:
             log.info("%s: no Science_Flags variable; only fill, range and time checks apply", path)
         if "Rfi_Prob" in ds.variables:
@@ -257,12 +267,24 @@ def read_l3_tb(paths, *, region: Region, kind="tb", error_std=None, pols=("H", "
 
 
 def read_l2_sm(paths, *, region: Region, kind="sm", error_std=None, pols=("H", "V"), tb_level="asl",
-               max_rfi_prob=0.2, max_rfi_ratio=0.2, max_vod_np=0.8) -> ObsTable:
+               max_rfi_prob=0.2, max_rfi_ratio=0.2, max_vod=0.8, reject_bits=None) -> ObsTable:
     """Read SMOS L2 SM v700 netCDF half-orbits (MIR_SMUDP2) into an :class:`ObsTable`.
 
-    kind "sm": ``Soil_Moisture``; kind "tb": ``TB_ASL_Theta_B_{H,V}`` (``tb_level="asl"``) or
-    ``TB_TOA_Theta_B_{H,V}`` (``"toa"``) at 42.5 deg. SM rows with nadir optical thickness above
-    ``max_vod_np`` (Np) are rejected as dense vegetation (SM only).
+    kind "sm": ``Soil_Moisture``; SM rows with nadir optical thickness ``Optical_Thickness_Nad`` above
+    ``max_vod`` (Np; None: off) are rejected as dense vegetation.
+
+    kind "tb": ``TB_ASL_Theta_B_{H,V}`` (``tb_level="asl"``) or ``TB_TOA_Theta_B_{H,V}`` (``"toa"``) at
+    42.5 deg. These are NOT measurements: they are outputs of the retrieval, the TB that the forward model
+    gives at 42.5 deg for the parameters fitted to the multi-angle measurements, finite only where a
+    retrieval branch ran (``Processing_Flags`` R2/R3/R4; on the real sample 31976 points, over land and
+    ocean, against 192 soil moisture values). They are screened like the retrieval they come from:
+    ``Science_Flags`` and RFI as for SM, and the ``Confidence_Flags`` bit that describes the fit, CHI2_P
+    (bit 7: the fit's chi-square probability is poor, so the modelled TB does not represent the
+    measurements; 7233 of the 31976 on the sample). NO_PROD, RANGE and DQX describe the soil moisture
+    value and do not reject TB. ``max_vod`` does not apply to TB (the RTM accounts for vegetation).
+
+    reject_bits: {``Science_Flags`` | ``Confidence_Flags``: [bits]} replacing those fields' defaults
+    (:mod:`smda.assimilation.observations.qc`).
     """
     product = "smos_l2_sm"
     if kind not in ("tb", "sm"):
@@ -272,12 +294,13 @@ def read_l2_sm(paths, *, region: Region, kind="sm", error_std=None, pols=("H", "
     pols = tuple(p.upper() for p in pols)
     if not pols or any(p not in ("H", "V") for p in pols):
         raise ValueError(f"{product}: pols must be a non-empty subset of ('H', 'V'), got {pols!r}")
+    check_reject_bits(reject_bits, ("Science_Flags", "Confidence_Flags"), product)
     err = error_std_for(kind, error_std)
     out = []
     for path, ds in netcdf_files(paths, product):
         values = ([f"TB_{tb_level.upper()}_Theta_B_{p}" for p in pols] if kind == "tb" else ["Soil_Moisture"])
         flags_needed = ["Science_Flags", "Confidence_Flags", "RFI_Prob", "N_RFI_X", "N_RFI_Y", "M_AVA0"]
-        if kind == "sm":
+        if kind == "sm" and max_vod is not None:
             flags_needed.append("Optical_Thickness_Nad")
         needed = ["Latitude", "Longitude", "Days", "Seconds"] + values + flags_needed
         require(path, ds.variables, needed, "the file", product)
@@ -317,13 +340,11 @@ def read_l2_sm(paths, *, region: Region, kind="sm", error_std=None, pols=("H", "
         n_rfi = (get("N_RFI_X", decode=False)[0].astype(float) + get("N_RFI_Y", decode=False)[0])
         m_ava0 = get("M_AVA0", decode=False)[0].astype(float)
         masks = merge_masks(
-            smos_science_masks(science),
+            smos_science_masks(science, reject_bits, kind), smos_confidence_masks(conf, reject_bits, kind),
             {"rfi": smos_rfi_mask(rfi_prob, n_rfi, m_ava0, max_rfi_prob, max_rfi_ratio)})
-        if kind == "sm":
-            masks = merge_masks(masks, smos_confidence_masks(conf))
+        if kind == "sm" and max_vod is not None:
             vod = get("Optical_Thickness_Nad")[0]
-            if max_vod_np is not None:
-                masks = merge_masks(masks, {"dense_vegetation": np.isfinite(vod) & (vod > max_vod_np)})
+            masks = merge_masks(masks, {"dense_vegetation": np.isfinite(vod) & (vod > max_vod)})
         rows = [(values[0], "", np.nan)] if kind == "sm" else [
             (v, p, L2_ANGLE_DEG) for v, p in zip(values, pols, strict=True)]
         for name, pol, ang in rows:
