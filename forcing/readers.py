@@ -15,7 +15,10 @@ Presets name the source variables (first match wins) and how fluxes are labelled
   ``"flux_label"`` and ``"accumulation"`` entries.
 
 Every used variable's ``units`` attribute is checked (:mod:`smda.forcing.units`); unknown or wrong units
-raise ValueError naming the file and variable. Data are read lazily (xarray backends, no dask),
+raise ValueError naming the file and variable, and every record read is range-checked after conversion
+(:mod:`smda.forcing.checks`: the error names the file, variable, value, time and the likely unit mistake).
+Files are concatenated in time; a time stamp in several files (overlapping downloads) is read from the
+first file given, with a warning. Data are read lazily (xarray backends, no dask),
 ``chunk_steps`` records at a time over the spatial window the cells need, so memory does not grow
 with the period. Regridding and elevation correction: :mod:`smda.forcing.regrid`; time interpolation:
 :mod:`smda.forcing.timeinterp`.
@@ -29,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from smda.forcing import checks
 from smda.forcing import units as U
 from smda.forcing.regrid import LAPSE_RATE, BilinearWeights, lapse_adjust
 from smda.forcing.timeinterp import distribute_shortwave, flux_interval, state_bracket
@@ -77,10 +81,11 @@ class GriddedForcing:
     chunk_steps : records read at a time
     forcing_elevation_m : (ny, nx) elevation of the forcing grid (m) for the lapse-rate correction
     sw_zenith : distribute shortwave inside its interval by the solar zenith angle
+    check : range and unit-plausibility checks of every record read (:mod:`smda.forcing.checks`)
     """
 
     def __init__(self, paths, preset: str, *, mapping: dict | None = None, required=None, chunk_steps: int = 24,
-                 forcing_elevation_m=None, sw_zenith: bool = True):
+                 forcing_elevation_m=None, sw_zenith: bool = True, check: bool = True):
         spec = PRESETS[preset]
         paths = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
         if not paths:
@@ -107,6 +112,7 @@ class GriddedForcing:
                 raise ValueError(f"required forcing variable {r!r} unknown; valid: {', '.join(U.NAMES)}")
         self.chunk_steps = int(chunk_steps)
         self.sw_zenith = bool(sw_zenith)
+        self.check = bool(check)
         self._zf = None if forcing_elevation_m is None else np.asarray(forcing_elevation_m, float)
 
         # open lazily, index times across files
@@ -128,11 +134,12 @@ class GriddedForcing:
             lidx.append(np.arange(t.size))
         t = np.concatenate(times)
         order = np.argsort(t, kind="stable")
-        self.times = t[order]
-        if np.any(np.diff(self.times) <= np.timedelta64(0, "s")):
-            raise ValueError("forcing times are not strictly increasing across files (duplicates?)")
-        self._fidx = np.concatenate(fidx)[order]
-        self._lidx = np.concatenate(lidx)[order]
+        t, fi, li = t[order], np.concatenate(fidx)[order], np.concatenate(lidx)[order]
+        keep = np.r_[True, t[1:] != t[:-1]]
+        if not keep.all():
+            log.warning("forcing: %d time stamps appear in several files (overlap); the record of the first file "
+                        "given is used (%s)", int((~keep).sum()), ", ".join(str(paths[i]) for i in np.unique(fi[~keep])))
+        self.times, self._fidx, self._lidx = t[keep], fi[keep], li[keep]
         self.dt_s = float(np.median(np.diff(self.times)) / np.timedelta64(1, "s")) if self.times.size > 1 else 3600.0
 
         # choose and check variables
@@ -180,17 +187,21 @@ class GriddedForcing:
     # --- reading ---------------------------------------------------------------------------
     def _read(self, src, i0, i1, ys, xs):
         """Raw values of ``src`` for global records [i0, i1) over the window (ys, xs) -> (nt, ny, nx)."""
-        out = []
+        out = None
         f = self._fidx[i0:i1]
         loc = self._lidx[i0:i1]
-        for fi in np.unique(f):
+        for fi in np.unique(f):  # each file's records go to their places in time (files in any order)
             ds = self._ds[fi]
-            li = loc[f == fi]
+            rows = np.flatnonzero(f == fi)
+            li = loc[rows]
             da = ds[src].isel(time=slice(int(li.min()), int(li.max()) + 1))
             dims = [d for d in da.dims if d != "time"]
             da = da.isel({dims[-2]: ys, dims[-1]: xs})
-            out.append(np.asarray(da.values, dtype=np.float64)[li - li.min()])
-        return np.concatenate(out, axis=0), self._ds[f[0]][src].attrs.get("units"), self._paths[f[0]]
+            vals = np.asarray(da.values, dtype=np.float64)[li - li.min()]
+            if out is None:
+                out = np.empty((f.size,) + vals.shape[1:])
+            out[rows] = vals
+        return out, self._ds[f[0]][src].attrs.get("units"), self._paths[f[0]]
 
     def _load_chunk(self, i0):
         i1 = min(i0 + self.chunk_steps, self.times.size)
@@ -210,13 +221,21 @@ class GriddedForcing:
                 data[name] = np.hypot(vals[0], vals[1])
             else:
                 data[name] = vals[0]
+            if self.check:
+                checks.check_range(name, data[name], self.times[i0:i1], label=u, interval_s=interval,
+                                   where=lambda k, srcs=srcs: f"file {self._paths[self._fidx[i0 + k]]}, variable "
+                                   f"{'/'.join(srcs)!r}")
         if self._humidity == "dewpoint":
             data["q_air"] = U.q_from_dewpoint(data.pop("dewpoint"), data["p_surf"])
         elif self._humidity == "rel_hum":
             data["q_air"] = U.q_from_rh(data.pop("rel_hum"), data["t_air"], data["p_surf"])
         for k, v in data.items():
-            if np.any(~np.isfinite(v)):
-                raise ValueError(f"forcing {k} has missing values in records {i0}..{i1 - 1} near the cells")
+            bad = ~np.isfinite(v).reshape(v.shape[0], -1).all(axis=1)
+            if bad.any():
+                r = i0 + int(np.argmax(bad))
+                raise ValueError(f"file {self._paths[self._fidx[r]]}: forcing {k} has missing values at "
+                                 f"{self.times[r]} ({int(bad.sum())} records of {self.times[i0]}..{self.times[i1 - 1]}) "
+                                 "near the cells")
         self._chunk = (i0, i1, data)
         log.debug("forcing chunk %d..%d loaded", i0, i1)
 

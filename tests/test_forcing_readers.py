@@ -103,6 +103,35 @@ def test_era5_missing_and_bad_units(tmp_path):
         GriddedForcing(bad, "era5", required=("t_air",))
 
 
+@need_era5
+def test_era5_unit_mistake_refused_and_overlapping_files_read_once(tmp_path, caplog):
+    ds = xr.open_dataset(ERA5).isel(time=slice(0, 72)).load()
+    ds.to_netcdf(tmp_path / "all.nc")
+    ds.isel(time=slice(0, 40)).to_netcdf(tmp_path / "a.nc")
+    ds.isel(time=slice(30, 72)).to_netcdf(tmp_path / "b.nc")
+    bad = ds.copy()
+    bad["sp"].attrs["units"] = "hPa"  # values in Pa under an hPa label
+    bad.to_netcdf(tmp_path / "bad.nc")
+    ds.close()
+    cells = ([55.7], [12.5])
+    g = GriddedForcing(tmp_path / "bad.nc", "era5", required=("p_surf",))
+    with pytest.raises(ValueError, match=r"bad.nc, variable 'sp': p_surf value .* Pa \(labelled 'hPa'\) at "
+                       r"2020-01-01T03:00:00 .*likely pressure in Pa labelled hPa"):
+        g.fields(np.datetime64("2020-01-01T03:00"), *cells)
+    g.close()
+    req = ("t_air", "p_surf", "wind", "sw_down")
+    one = GriddedForcing(tmp_path / "all.nc", "era5", required=req, chunk_steps=24)
+    with caplog.at_level("WARNING", logger="smda.forcing.readers"):
+        two = GriddedForcing([tmp_path / "b.nc", tmp_path / "a.nc"], "era5", required=req, chunk_steps=24)
+    assert "10 time stamps appear in several files" in caplog.text
+    np.testing.assert_array_equal(two.times, one.times)
+    for t in one.times[1::7]:
+        f1, f2 = one.fields(t, *cells), two.fields(t, *cells)
+        assert f1.keys() == f2.keys() and all(np.array_equal(f1[k], f2[k]) for k in f1)
+    one.close()
+    two.close()
+
+
 def _synthetic_era5_land(path):
     """Two days of ERA5-Land-like accumulations (reset at 00 UTC) on a 3 x 4 grid."""
     t = np.arange(np.datetime64("2020-06-01T00"), np.datetime64("2020-06-03T01"), np.timedelta64(1, "h"))
