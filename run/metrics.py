@@ -18,21 +18,36 @@ Confidence intervals at level 1 - alpha (Gruber et al. 2020, doi:10.1016/j.rse.2
 
 where chi2(q, k) is the q-quantile of the chi-square distribution with k degrees of freedom.
 
-Anomalies (short-term, "35-day moving average" of QA4SM/pytesmo ``calc_anomaly``): the centred
-moving mean over a window of 35 days (time-based, so gaps are handled) is subtracted from each
-series before the anomaly correlation R_anom is computed.
+Anomalies (pytesmo ``calc_anomaly`` / ``calc_climatology``, as QA4SM applies them to each data set's
+full series before temporal matching):
+
+    moving average: x(t) - mean{x(t') : |t' - t| <= W/2}, W = 35 days (time-based, gaps allowed);
+    climatology:    x(t) - C(doy(t)), C = the day-of-year (1..366, 29 Feb = 60) mean of the 5-day
+                    moving average of x, smoothed by a 35-day moving average wrapped around the year.
 
 Triple collocation (covariance notation, McColl et al. 2014, doi:10.1002/2014GL061322;
-Gruber et al. 2016, doi:10.1016/j.jag.2015.09.002): for three collocated products with
-independent zero-mean errors and covariances C_ij,
+Gruber et al. 2016, doi:10.1016/j.jag.2015.09.002; pytesmo ``tcol_metrics``): for three collocated
+products i, j, k with independent zero-mean errors and covariances C,
 
-    sigma_x^2 = C_xx - C_xy C_xz / C_yz   (and cyclic),   R_x,truth^2 = C_xy C_xz / (C_xx C_yz)
+    error variance   sigma_i^2 = C_ii - C_ij C_ik / C_jk
+    scaling          beta_i = C_rk / C_ik  (r the reference, k the third product; beta_r = 1)
+    scaled error std beta_i sigma_i       (in the reference's units: products comparable)
+    SNR_i (dB)       = -10 log10 | |C_ii C_jk / (C_ij C_ik)| - 1 |
+    R_i,truth^2      = C_ij C_ik / (C_ii C_jk)
+
+with percentile bootstrap confidence intervals (pytesmo ``tcol_metrics_with_bootstrapped_ci``).
 
 Twin-experiment skill (:func:`skill_table`): every product is compared with the synthetic truth
 on the 1 km grid. The within-coarse-pixel anomaly of a field is its value minus the mean of its
-coarse pixel (``coarse`` x ``coarse`` 1 km cells) at the same time; the correlation of product and
-truth anomalies measures real downscaling skill, which a good coarse estimate alone cannot earn
-(a product constant within each coarse pixel has no such anomaly: R_within is NaN).
+coarse pixel (``coarse`` x ``coarse`` 1 km cells, the observation grid's pixel) at the same time;
+the error d = p - t splits into the pixel-mean error (P - T, what coarse observations can correct)
+and the within-pixel error (p' - t'). The correlation of product and truth anomalies measures real
+downscaling skill, which a good coarse estimate alone cannot earn (a product constant within each
+coarse pixel has no such anomaly: R_within is NaN); R_within pools the static pattern (soil,
+vegetation) that truth and model share by construction, R_within_dyn removes each cell's time mean
+first. The pixel-mean oracle (truth pixel means + open-loop within-pixel anomalies) is the best a
+perfect correction of pixel means can do; the gain fraction (OL - product) / (OL - oracle) of ubRMSE
+says how much of that achievable gain a product reaches.
 """
 
 from __future__ import annotations
@@ -46,7 +61,7 @@ from scipy import stats
 log = logging.getLogger(__name__)
 
 METRIC_NAMES = ("n", "bias", "bias_lo", "bias_hi", "rmsd", "rmsd_lo", "rmsd_hi", "ubrmsd", "ubrmsd_lo",
-                "ubrmsd_hi", "r", "r_lo", "r_hi", "r_p", "rho", "rho_lo", "rho_hi", "r_anom")
+                "ubrmsd_hi", "r", "r_lo", "r_hi", "r_p", "rho", "rho_lo", "rho_hi", "r_anom", "r_anom_paired")
 
 
 def _pair(x, y):
@@ -132,7 +147,8 @@ def msd_chi2_ci(value, n, dof, alpha=0.05):
 
 
 def moving_average_anomaly(series: pd.Series, window_days: float = 35.0, min_fraction: float = 0.0):
-    """Series minus its centred time-based moving mean over ``window_days`` (same index).
+    """Series minus its centred time-based moving mean over ``window_days`` (same index): the mean of
+    every value within +- window_days / 2 of each time, both ends included (pytesmo ``moving_average``).
 
     ``series`` has a DatetimeIndex (any spacing, NaN allowed). ``min_fraction`` > 0 demands that
     share of the window's expected samples (at the series' median spacing); else NaN.
@@ -147,16 +163,56 @@ def moving_average_anomaly(series: pd.Series, window_days: float = 35.0, min_fra
         return series * np.nan
     min_periods = 1
     if min_fraction > 0 and len(s) > 1:
-        step = np.median(np.diff(s.index.asi8)) / 1e9 / 86400.0
+        step = s.index.to_series().diff().median() / pd.Timedelta(days=1)
         min_periods = max(1, int(min_fraction * window_days / step))
-    mean = s.rolling(pd.Timedelta(days=window_days), center=True, min_periods=min_periods).mean()
+    mean = s.rolling(pd.Timedelta(days=window_days), center=True, closed="both", min_periods=min_periods).mean()
     return (s - mean).reindex(series.index)
 
 
-def all_metrics(x, y, alpha=0.05, *, x_anom=None, y_anom=None) -> dict:
+def day_of_year_366(index: pd.DatetimeIndex) -> np.ndarray:
+    """Day of year on a leap-year calendar (1..366, 29 February = 60, 1 March = 61 in every year)."""
+    cum = np.array([0, 31, 60, 91, 121, 152, 182, 213, 244, 274, 305, 335])
+    return cum[index.month.to_numpy() - 1] + index.day.to_numpy()
+
+
+def climatology(series: pd.Series, smooth_days: float = 5.0, window_days: float = 35.0) -> pd.Series:
+    """Day-of-year climatology (index 1..366, m3/m3) as pytesmo ``calc_climatology`` with wraparound:
+    the mean per day of year of the ``smooth_days`` moving average, then a ``window_days`` moving
+    average over days of year, wrapped around the year end; NaN on days of year never observed."""
+    s = series.dropna().sort_index()
+    s = s[~s.index.duplicated()]
+    if s.empty:
+        return pd.Series(np.nan, index=np.arange(1, 367))
+    smooth = s.rolling(pd.Timedelta(days=smooth_days), center=True, closed="both").mean()
+    clim = smooth.groupby(day_of_year_366(s.index)).mean()
+    doy = clim.index.to_numpy()
+    vals = clim.to_numpy()
+    half = 0.5 * window_days
+    out = np.full(366, np.nan)
+    for d in range(1, 367):   # 366 small windows: not a hot path
+        dist = np.abs(doy - d)
+        near = np.minimum(dist, 366 - dist) <= half
+        if near.any():
+            out[d - 1] = vals[near].mean()
+    return pd.Series(out, index=np.arange(1, 367))
+
+
+def climatology_anomaly(series: pd.Series, window_days: float = 35.0) -> pd.Series:
+    """Series minus its day-of-year :func:`climatology` (same index)."""
+    if not isinstance(series.index, pd.DatetimeIndex):
+        raise ValueError("climatology_anomaly needs a pandas Series with a DatetimeIndex")
+    clim = climatology(series, window_days=window_days).to_numpy()
+    return series - clim[day_of_year_366(series.index) - 1]
+
+
+ANOMALIES = {"moving_average": moving_average_anomaly, "climatology": climatology_anomaly}
+
+
+def all_metrics(x, y, alpha=0.05, *, x_anom=None, y_anom=None, x_anom_paired=None, y_anom_paired=None) -> dict:
     """Every metric of :data:`METRIC_NAMES` for product x against reference y (finite pairs).
 
-    x_anom, y_anom: optional anomaly series (same length as x, y) for R_anom.
+    x_anom, y_anom: optional anomaly series (same length as x, y) for R_anom; x_anom_paired,
+    y_anom_paired: the same for R_anom_paired (anomalies of the matched pairs alone).
     """
     x, y = np.asarray(x, float).ravel(), np.asarray(y, float).ravel()
     if x.shape != y.shape:
@@ -180,35 +236,67 @@ def all_metrics(x, y, alpha=0.05, *, x_anom=None, y_anom=None) -> dict:
         out["r_p"] = float(stats.pearsonr(xo, yo)[1])
     out["r_lo"], out["r_hi"] = fisher_z_ci(out["r"], n, alpha)
     out["rho_lo"], out["rho_hi"] = fisher_z_ci(out["rho"], n, alpha, var_factor=1.06)
-    if x_anom is not None and y_anom is not None:
-        out["r_anom"] = pearson_r(np.asarray(x_anom, float).ravel()[ok], np.asarray(y_anom, float).ravel()[ok])
+    for name, (xa, ya) in (("r_anom", (x_anom, y_anom)), ("r_anom_paired", (x_anom_paired, y_anom_paired))):
+        if xa is not None and ya is not None:
+            out[name] = pearson_r(np.asarray(xa, float).ravel()[ok], np.asarray(ya, float).ravel()[ok])
     return out
 
 
-def triple_collocation(x, y, z) -> dict:
-    """Error standard deviations and data-truth correlations of three collocated products.
+def tcol_from_cov(c, ref=0) -> dict:
+    """Triple collocation metrics from a 3 x 3 covariance matrix (see the module docstring).
 
-    Returns {"err_std": (3,), "r_truth": (3,), "n": int} in the order (x, y, z); error std in
-    the units of each product (no rescaling). NaN where the covariances are degenerate.
+    Returns arrays (3,): ``snr_db``, ``err_std`` (scaled into the reference's units, as pytesmo),
+    ``err_std_own`` (each product's own units), ``beta`` (i_scaled = beta_i * i) and ``r_truth``.
+    """
+    c = np.asarray(c, float)
+    out = {k: np.full(3, np.nan) for k in ("snr_db", "err_std", "err_std_own", "beta", "r_truth")}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for i in range(3):
+            j, k = (i + 1) % 3, (i + 2) % 3
+            signal = c[i, j] * c[i, k] / c[j, k]
+            err_var = c[i, i] - signal
+            # a round-off negative is no error; a clearly negative estimate is invalid (NaN, as pytesmo)
+            out["err_std_own"][i] = np.sqrt(max(err_var, 0.0)) if err_var > -1e-9 * abs(c[i, i]) else np.nan
+            out["snr_db"][i] = -10.0 * np.log10(abs(abs(c[i, i] / signal) - 1.0))
+            out["r_truth"][i] = np.sqrt(np.clip(signal / c[i, i], 0.0, 1.0))
+            third = 3 - i - ref
+            out["beta"][i] = 1.0 if i == ref else c[ref, third] / c[i, third]
+    if not np.isfinite(c).all() or np.any(c[np.triu_indices(3, 1)] == 0):
+        return {k: np.full(3, np.nan) for k in out}
+    out["err_std"] = out["err_std_own"] * out["beta"]
+    return out
+
+
+def triple_collocation(x, y, z, *, ref=0, alpha=0.05, n_boot=0, min_boot=100, seed=0) -> dict:
+    """Triple collocation of three collocated series (``ref`` the reference for the scaling).
+
+    Returns :func:`tcol_from_cov`'s arrays (order x, y, z), ``n``, and with ``n_boot`` > 0 and at least
+    ``min_boot`` triplets their percentile bootstrap bounds ``<name>_lo`` / ``<name>_hi`` at level
+    1 - alpha (``n_boot`` resamples of the triplets with replacement, numpy generator seeded ``seed``).
+    NaN where the covariances are degenerate or too few triplets (< 5).
     """
     a = np.vstack([np.asarray(v, float).ravel() for v in (x, y, z)])
     if len({v.size for v in a}) != 1:
         raise ValueError("triple collocation needs three series of equal length")
     a = a[:, np.all(np.isfinite(a), axis=0)]
     n = a.shape[1]
-    nan3 = np.full(3, np.nan)
-    if n < 5:
-        return {"err_std": nan3, "r_truth": nan3, "n": n}
-    c = np.cov(a)
-    err, rt = np.empty(3), np.empty(3)
-    for i, (j, k) in enumerate(((1, 2), (0, 2), (0, 1))):
-        if c[j, k] == 0:
-            err[i] = rt[i] = np.nan
-            continue
-        signal = c[i, j] * c[i, k] / c[j, k]
-        err[i] = np.sqrt(max(c[i, i] - signal, 0.0))
-        rt[i] = np.sqrt(np.clip(signal / c[i, i], 0.0, 1.0)) if c[i, i] > 0 else np.nan
-    return {"err_std": err, "r_truth": rt, "n": n}
+    out = tcol_from_cov(np.cov(a) if n >= 5 else np.full((3, 3), np.nan), ref)
+    out["n"] = n
+    names = ("snr_db", "err_std", "beta", "r_truth")
+    for k in names:
+        out[f"{k}_lo"] = out[f"{k}_hi"] = np.full(3, np.nan)
+    if n_boot > 0 and n >= max(min_boot, 5):
+        idx = np.random.default_rng(seed).integers(0, n, size=(int(n_boot), n))
+        s = a[:, idx]                                   # (3, n_boot, n)
+        s = s - s.mean(axis=2, keepdims=True)
+        covs = np.einsum("ibn,jbn->bij", s, s) / (n - 1)
+        boot = [tcol_from_cov(cv, ref) for cv in covs]  # n_boot 3 x 3 problems
+        for k in names:
+            v = np.array([b[k] for b in boot])
+            with np.errstate(invalid="ignore"):   # an error-free product has SNR +inf
+                out[f"{k}_lo"] = np.nanquantile(v, alpha / 2, axis=0)
+                out[f"{k}_hi"] = np.nanquantile(v, 1 - alpha / 2, axis=0)
+    return out
 
 
 # --- twin-experiment skill on the 1 km grid --------------------------------------------------
@@ -271,16 +359,50 @@ class _Moments:
         return np.where((self.n < 3) | (self.saa <= 0) | (self.sbb <= 0), np.nan, r)
 
 
+class _Var:
+    """Running count, mean and sum of squared deviations of one variable, elementwise (Chan et al. 1979)."""
+
+    def __init__(self, shape=()):
+        self.n, self.m, self.s = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+
+    def add_values(self, a, ok):
+        """Merge one value per element (``a`` where ``ok``)."""
+        tot = self.n + ok
+        w = np.where(ok, 1.0 / np.maximum(tot, 1), 0.0)
+        da = np.where(ok, a - self.m, 0.0)
+        self.s += da * da * self.n * w
+        self.m += da * w
+        self.n = tot
+
+    def var(self):
+        """Population variance per element (NaN with fewer than 2 values)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.n >= 2, self.s / self.n, np.nan)
+
+
+ORACLE = "oracle_pixel_mean"
+
+
+def pixel_mean_oracle(truth, openloop, coarse=36):
+    """The pixel-mean oracle of one time (nrows, ncols): the truth's coarse-pixel means plus the open loop's
+    within-pixel anomalies, over the cells where both are finite (NaN elsewhere)."""
+    t, o = np.asarray(truth, float), np.asarray(openloop, float)
+    ok = (np.isfinite(t) & np.isfinite(o))[None]
+    return (coarse_mean(np.where(ok, t[None], np.nan), coarse) + within_pixel_anomaly(o[None], coarse, ok))[0]
+
+
 class SkillAccumulator:
     """Skill of one product against the truth (the columns of :func:`skill_table`), accumulated one time
-    slice at a time, so that memory depends on the grid and not on the number of times."""
+    slice at a time, so that memory depends on the grid (21 float64 per cell) and not on the number of times."""
 
     def __init__(self, shape, coarse=36):
         self.coarse = coarse
         self.shape = tuple(shape)
-        self.cells = _Moments(int(np.prod(shape)))  # per cell: product and truth over time
-        self.diff = _Moments(int(np.prod(shape)))   # per cell: d = product - truth (its spread is the ubMSD)
-        self.within = _Moments()                     # pooled within-pixel anomalies of product and truth
+        size = int(np.prod(shape))
+        self.cells = _Moments(size)         # per cell: product and truth over time
+        self.anom = _Moments(size)          # per cell: within-pixel anomalies of product and truth over time
+        self.diff, self.pix, self.win = _Var(size), _Var(size), _Var(size)  # d, its pixel-mean and within parts
+        self.within = _Moments()            # pooled within-pixel anomalies of product and truth
         self.n, self.sum_d, self.sum_d2, self.max_anomaly = 0, 0.0, 0.0, 0.0
 
     def add(self, product, truth):
@@ -293,10 +415,15 @@ class SkillAccumulator:
         self.n += d.size
         self.sum_d += float(d.sum())
         self.sum_d2 += float((d * d).sum())
-        self.cells.add_pairs(p.ravel(), t.ravel(), ok.ravel())
-        self.diff.add_pairs((p - t).ravel(), np.zeros(p.size), ok.ravel())
-        ap = within_pixel_anomaly(p[None], self.coarse, ok[None])[0][ok]
-        at = within_pixel_anomaly(t[None], self.coarse, ok[None])[0][ok]
+        okr = ok.ravel()
+        self.cells.add_pairs(p.ravel(), t.ravel(), okr)
+        ap = within_pixel_anomaly(p[None], self.coarse, ok[None])[0]
+        at = within_pixel_anomaly(t[None], self.coarse, ok[None])[0]
+        self.diff.add_values((p - t).ravel(), okr)
+        self.win.add_values((ap - at).ravel(), okr)
+        self.pix.add_values(((p - ap) - (t - at)).ravel(), okr)
+        self.anom.add_pairs(ap.ravel(), at.ravel(), okr)
+        ap, at = ap[ok], at[ok]
         if ap.size:
             self.max_anomaly = max(self.max_anomaly, float(np.abs(ap).max()))
             ma, mb = ap.mean(), at.mean()
@@ -304,28 +431,41 @@ class SkillAccumulator:
                             ((ap - ma) * (at - mb)).sum())
 
     def row(self) -> dict:
-        row = dict(ubRMSE=np.nan, RMSE=np.nan, bias=np.nan, R=np.nan, R_within=np.nan, n=self.n)
+        row = dict(ubRMSE=np.nan, ubRMSE_pixel=np.nan, ubRMSE_within=np.nan, within_share=np.nan, RMSE=np.nan,
+                   bias=np.nan, R=np.nan, R_within=np.nan, R_within_dyn=np.nan, n=self.n)
         if not self.n:
             return row
         row["bias"] = self.sum_d / self.n
         row["RMSE"] = float(np.sqrt(self.sum_d2 / self.n))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ubmsd = np.where(self.diff.n >= 2, self.diff.saa / self.diff.n, np.nan)
-        if np.isfinite(ubmsd).any():
-            row["ubRMSE"] = float(np.sqrt(np.nanmean(ubmsd)))
+        ub = {k: v.var() for k, v in (("ubRMSE", self.diff), ("ubRMSE_pixel", self.pix), ("ubRMSE_within", self.win))}
+        if np.isfinite(ub["ubRMSE"]).any():
+            mean = {k: float(np.nanmean(v)) for k, v in ub.items()}
+            row.update({k: float(np.sqrt(v)) for k, v in mean.items()})
+            parts = mean["ubRMSE_pixel"] + mean["ubRMSE_within"]
+            row["within_share"] = mean["ubRMSE_within"] / parts if parts > 0 else np.nan
         r = self.cells.r()
         if np.isfinite(r).any():
             row["R"] = float(np.nanmedian(r))
         # a coarse product has only round-off anomalies: no downscaling information
         if self.max_anomaly > 1e-9:
             row["R_within"] = float(self.within.r())
+            a = self.anom
+            use = a.n >= 3
+            saa, sbb = a.saa[use].sum(), a.sbb[use].sum()
+            if saa > 0 and sbb > 0:
+                row["R_within_dyn"] = float(a.sab[use].sum() / np.sqrt(saa * sbb))
         return row
 
 
 def skill_frame(accumulators: dict) -> pd.DataFrame:
-    """The skill table (see :func:`skill_table`) from one :class:`SkillAccumulator` per product."""
+    """The skill table (see :func:`skill_table`) from one :class:`SkillAccumulator` per product; with an
+    ``openloop`` and an :data:`ORACLE` row, the gain fraction of every product."""
     df = pd.DataFrame.from_dict({name: acc.row() for name, acc in accumulators.items()}, orient="index")
     df.index.name = "product"
+    if "openloop" in df.index and ORACLE in df.index:
+        ol, best = df.loc["openloop", "ubRMSE"], df.loc[ORACLE, "ubRMSE"]
+        df.insert(df.columns.get_loc("RMSE"), "gain_fraction",
+                  (ol - df["ubRMSE"]) / (ol - best) if ol - best > 0 else np.nan)
     return df
 
 
@@ -343,12 +483,19 @@ def skill_table(products: dict, truth, *, coarse=36) -> pd.DataFrame:
     DataFrame indexed by product with columns
       ``ubRMSE`` : sqrt of the mean over cells of each cell's temporal ubMSD (m3/m3), i.e. each
                    cell's long-term bias removed, as at a station;
+      ``ubRMSE_pixel``, ``ubRMSE_within`` : the same for the pixel-mean error (P - T) and the
+                   within-pixel error (p' - t'); ``within_share`` = within / (pixel + within) of the
+                   mean squares (the share of the error coarse observations cannot see);
+      ``gain_fraction`` : (OL - product) / (OL - oracle) of ubRMSE (with an ``openloop`` product);
       ``RMSE``, ``bias`` : pooled over every finite (time, cell) pair (m3/m3);
       ``R`` : median over cells of the temporal Pearson R (cells with >= 3 pairs and variance);
       ``R_within`` : Pearson R of within-coarse-pixel anomalies, pooled over all (time, cell)
                    pairs (NaN for a product constant within coarse pixels);
+      ``R_within_dyn`` : the same after removing each cell's time mean of the anomalies (the dynamic
+                   part: no credit for the static pattern truth and model share);
       ``n`` : number of finite (time, cell) pairs.
 
+    With an ``openloop`` product, the row :data:`ORACLE` (:func:`pixel_mean_oracle`) is added.
     Computed one time at a time (:class:`SkillAccumulator`), as the end of a run does from its files.
     """
     t = np.asarray(truth, float)
@@ -364,4 +511,9 @@ def skill_table(products: dict, truth, *, coarse=36) -> pd.DataFrame:
         accs[name] = SkillAccumulator(t.shape[1:], coarse)
         for i in range(t.shape[0]):
             accs[name].add(p[i], t[i])
+    if "openloop" in products:
+        ol = np.asarray(products["openloop"], float)
+        accs[ORACLE] = SkillAccumulator(t.shape[1:], coarse)
+        for i in range(t.shape[0]):
+            accs[ORACLE].add(pixel_mean_oracle(t[i], ol[i], coarse), t[i])
     return skill_frame(accs)

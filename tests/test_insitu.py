@@ -146,3 +146,28 @@ def test_bad_input(tmp_path):
         load_stations(_csv(tmp_path, [{k: v for k, v in base.items() if k != "lat"}]))
     with pytest.raises(ValueError, match="lat must"):
         load_stations(_csv(tmp_path, [dict(base, soil_moisture=0.2, lat=95.0)]))
+
+
+def test_csv_sensors_on_the_period_frm_classes_and_modes(tmp_path):
+    """Two sensors at 5 cm: A (representative) hourly in 2016, B (undeducible) every 2 h in 2017-2018; a third
+    at 5 cm flagged 'not representative'."""
+    rows = []
+    for sensor, times, frm in (("A", pd.date_range("2016-01-01", "2016-12-31", freq="h"), "representative"),
+                               ("B", pd.date_range("2017-01-01", "2018-12-31", freq="2h"), ""),
+                               ("C", pd.date_range("2017-01-01", "2018-12-31", freq="h"), "not representative")):
+        for t in times[:: 24]:
+            rows.append(dict(station="S", network="N", lat=45.0, lon=5.0, depth_from_m=0.05, depth_to_m=0.05, sensor=sensor,
+                             time=t.isoformat(), soil_moisture=0.2, frm_class=frm, landcover="CCI 10"))
+    p = _csv(tmp_path, rows)
+    # without a period: the most values (C); in 2017-2018 without C: B although A has more values in total
+    assert load_stations(p)[0].instrument == "C"
+    (b,) = load_stations(p, period=("2017-01-01", "2018-12-31"), frm_classes=("representative", "undeducible"))
+    assert (b.instrument, b.frm_class, b.landcover) == ("B", "undeducible", "CCI 10")
+    (a,) = load_stations(p, frm_classes=("representative",))
+    assert a.instrument == "A"
+    each = load_stations(p, sensors="each")
+    assert [s.instrument for s in each] == ["A", "B", "C"] and len({s.key for s in each}) == 3
+    (mean,) = load_stations(p, sensors="mean", frm_classes=("representative", "undeducible"))
+    assert len(mean.sm) == len(a.sm) + len(b.sm) and mean.sensor == "mean of 2 sensors"
+    with pytest.raises(ValueError, match="sensors must be"):
+        load_stations(p, sensors="all")

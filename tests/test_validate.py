@@ -13,7 +13,7 @@ import xarray as xr
 from smda.model.grid import Domain
 from smda.run import metrics as mt
 from smda.run.insitu import Station, load_stations
-from smda.run.validate import Product, ValidationSettings, main, match_times, open_product, validate
+from smda.run.validate import NothingValidated, Product, ValidationSettings, main, match_times, open_product, validate
 
 DATA = Path(os.environ.get("SMDA_SAMPLE_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 REMEDHUS = DATA / "ismn" / "REMEDHUS_header_values_2005-2007"
@@ -86,7 +86,9 @@ def test_end_to_end_remedhus_and_csv(tmp_path):
         assert a["n"] == len(s) > 300
         assert a["bias"] == pytest.approx(0.02, abs=1e-9)
         assert a["ubrmsd"] == pytest.approx(0.0, abs=1e-9)
-        assert a["r"] == pytest.approx(1.0, abs=1e-9) and a["r_anom"] == pytest.approx(1.0, abs=1e-9)
+        assert a["r"] == pytest.approx(1.0, abs=1e-9) and a["r_anom_paired"] == pytest.approx(1.0, abs=1e-9)
+        # QA4SM anomalies: the hourly in situ series' own moving average, not the daily pairs': close to 1, not 1
+        assert 0.95 < a["r_anom"] < 1.0 - 1e-6
         o = st.loc[(name, "openloop")]
         assert o["bias"] == pytest.approx(np.mean(0.1 - 0.5 * s), abs=1e-9)
         assert o["ubrmsd"] == pytest.approx(0.5 * np.std(s), abs=1e-9)
@@ -120,7 +122,7 @@ def test_end_to_end_remedhus_and_csv(tmp_path):
     for word in ("Faraway", "Dubious", "Later", "Brief", "CasaGorrizo", "## Overall"):
         assert word in report
     figs = sorted(p.name for p in (out / "figures").glob("*.png"))
-    assert "scatter.png" in figs and "bars_ubrmsd_r.png" in figs
+    assert {"scatter.png", "bars_ubrmsd_r.png", "taylor.png", "station_skill_map.png"} <= set(figs)
     assert "timeseries_REMEDHUS_CasaGorrizo.png" in figs
     assert all((out / "figures" / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in figs)
     # triple collocation: in situ and two error-free rescalings have no error
@@ -160,8 +162,8 @@ def test_main_on_an_output_folder_with_csv_stations(tmp_path):
     # called by the CLI with a loaded namelist: output.dir and the validation section
     nl = SimpleNamespace(output=SimpleNamespace(dir=outputs),
                          validation=SimpleNamespace(insitu=csv, depth_m=(0.0, 0.05), window_h=1.0, min_samples=400))
-    df2 = main(nl, insitu=None)
-    assert df2.empty and "too few collocated samples" in df2.attrs["skipped"]["reason"].iloc[0]
+    with pytest.raises(NothingValidated, match="0 station-product pairs .* too few collocated samples"):
+        main(nl, insitu=None)
     assert (outputs / "validation" / "validation_report.md").exists()
 
 
@@ -194,3 +196,26 @@ def test_bad_settings_and_products(tmp_path):
         open_product(bad, variable="sm_rootzone")
     with pytest.raises(ValueError, match="at least one product"):
         validate({}, [], out_dir=tmp_path)
+
+
+def test_common_pairs_rank_every_product_on_the_same_times(tmp_path):
+    """A product with gaps (a satellite seen every third day) and a complete one: with common_pairs both are
+    scored on the gappy product's times, and their n agree; without, each uses all of its own pairs."""
+    dom = Domain.from_centre(41.3, -5.46, 36, 36)
+    utc = TIMES.tz_localize("UTC")
+    vals = 0.2 + 0.05 * np.sin(np.arange(len(utc)) / 9.0)
+    st = _station(utc, vals)
+    full = np.broadcast_to((vals + 0.01)[:, None, None], (len(TIMES), 36, 36)).copy()
+    gappy = full.copy()
+    gappy[np.arange(len(TIMES)) % 3 != 0] = np.nan
+    paths = {"analysis": _write_product(tmp_path / "a.nc", dom, full, "analysis"),
+             "satellite": _write_product(tmp_path / "s.nc", dom, gappy, "satellite")}
+    n = {}
+    for common in (False, True):
+        df = validate(paths, [st], out_dir=tmp_path / f"v{common}",
+                      settings={"figures": False, "min_samples": 10, "common_pairs": common})
+        rows = df[(df.level == "station") & (df.season == "all")].set_index("product")
+        n[common] = rows["n"].to_dict()
+        assert rows.loc["analysis", "bias"] == pytest.approx(0.01, abs=1e-9)
+    assert n[False] == {"analysis": len(TIMES), "satellite": (len(TIMES) + 2) // 3}
+    assert n[True] == {"analysis": (len(TIMES) + 2) // 3, "satellite": (len(TIMES) + 2) // 3}
