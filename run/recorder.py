@@ -8,7 +8,11 @@ the run length and rank count.
 Between records a file is closed, so it can be read while the run goes on.
 
 While the run goes on (and when it stops early), files carry the suffix ``.part``: a file without it
-is complete. :meth:`Recorder.finish` renames them when the run has ended. A checkpoint records
+is complete. While streaming, a gridded variable is stored in chunks of one record by a spatial tile, so
+appending a record rewrites no earlier chunk; :meth:`Recorder.finish` copies each netCDF file, tile band by
+tile band (memory independent of the run length), into chunks of a block of records by a tile
+(:func:`smda.run.output.chunk_sizes`), the layout that serves both maps and station time series, and
+drops the suffix. A checkpoint records
 :meth:`Recorder.positions` (records per file); a continued run :meth:`Recorder.resume` s from those
 positions, dropping records written after the checkpoint, so the final files equal those of an
 uninterrupted run.
@@ -28,15 +32,15 @@ from pathlib import Path
 import netCDF4
 import numpy as np
 
-from smda import __version__
 from smda.run.guard import temporary_path, writing
-from smda.run.output import domain_coords, grid_mapping, variable_attrs
+from smda.run.output import TIME_ATTRS, chunk_sizes, domain_coords, global_attrs, grid_mapping, variable_attrs
 
 log = logging.getLogger(__name__)
 
 PART = ".part"
 TIME_UNITS = "seconds since 2000-01-01 00:00:00"
 _EPOCH = np.datetime64("2000-01-01T00:00:00", "s")
+TITLE = "smda 1 km soil moisture data assimilation"
 
 
 class Recorder:
@@ -66,24 +70,27 @@ class Recorder:
         out[self.cells] = values
         return out.reshape(self.domain.nrows, self.domain.ncols)
 
-    def record(self, name: str, time, fields: dict, static: dict | None = None, **attrs):
+    def record(self, name: str, time, fields: dict, static: dict | None = None, *, bounds=None, **attrs):
         """Append one record of ``fields`` (variable -> this rank's (n_local,) values) at ``time`` to file
         ``name`` (relative to the output folder); ``static`` (variable -> (n_local,)) is written once, when
-        the file is created. Collective: one gather per field, written before the next is gathered."""
+        the file is created; ``attrs`` are global attributes of a new file (``title`` and ``history`` among
+        them). ``bounds`` = (start, end): the values are means over that interval (``time_bnds``,
+        ``cell_methods: "time: mean"``), the same for every record of the file.
+        Collective: one gather per field, written before the next is gathered."""
         fixed = {v: self.gather(a) for v, a in (static or {}).items()} if name not in self.started else {}
         path = self.part(name)
         if self.root and name in self.counts and name not in self.started:  # continued from a stopped run
             self.check_schema(name, list(fields))
         self.started.add(name)  # on every rank: the static fields are gathered once
         if self.root and name not in self.counts:
-            self._create(path, list(fields), {v: self.grid(a) for v, a in fixed.items()}, attrs)
+            self._create(path, list(fields), {v: self.grid(a) for v, a in fixed.items()}, attrs, bounds is not None)
             self.counts[name] = 0
         ds = None
         try:
             if self.root:
                 with writing(path):
                     ds = _open(path, "a")
-                    ds["time"][self.counts[name]] = (np.datetime64(time, "s") - _EPOCH) / np.timedelta64(1, "s")
+                    _write_time(ds, self.counts[name], time, bounds)
             for v, a in fields.items():
                 values = self.gather(a)
                 if self.root:
@@ -96,49 +103,56 @@ class Recorder:
         if self.root:
             self.counts[name] += 1
 
-    def append(self, name: str, time, grids: dict, static: dict | None = None, **attrs):
+    def append(self, name: str, time, grids: dict, static: dict | None = None, *, bounds=None, **attrs):
         """Rank 0: append one record of gridded (y, x) ``grids`` to file ``name`` (created at the first record,
-        with the (y, x) ``static`` fields and the global ``attrs``)."""
+        with the (y, x) ``static`` fields and the global ``attrs``); ``bounds`` as in :meth:`record`."""
         path = self.part(name)
         if name not in self.counts:
-            self._create(path, list(grids), static or {}, attrs)
+            self._create(path, list(grids), static or {}, attrs, bounds is not None)
             self.counts[name] = 0
         i = self.counts[name]
         with writing(path), _open(path, "a") as ds:
-            ds["time"][i] = (np.datetime64(time, "s") - _EPOCH) / np.timedelta64(1, "s")
+            _write_time(ds, i, time, bounds)
             for v, g in grids.items():
                 ds[v][i] = g
         self.counts[name] = i + 1
 
-    def _create(self, path: Path, names, static, attrs):
+    def _create(self, path: Path, names, static, attrs, interval: bool):
+        """A new file: coordinates (no _FillValue), grid mapping, the variables ``names`` (time, y, x) in chunks
+        of one record by a tile, the (y, x) ``static`` grids, global attributes; ``interval``: time bounds."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = temporary_path(path)
         d = self.domain
+        var_attrs = {"grid_mapping": "crs", "coordinates": "lat lon"}
+        _, ty, tx = chunk_sizes(1, d.nrows, d.ncols)
         try:
             with writing(path), _open(tmp, "w") as ds:
                 ds.createDimension("time", None)
                 ds.createDimension("y", d.nrows)
                 ds.createDimension("x", d.ncols)
-                t = ds.createVariable("time", "f8", ("time",))
-                t.setncatts({"standard_name": "time", "axis": "T", "units": TIME_UNITS, "calendar": "standard"})
+                t = ds.createVariable("time", "f8", ("time",), fill_value=False)
+                t.setncatts({**TIME_ATTRS, "units": TIME_UNITS})
+                if interval:
+                    ds.createDimension("nv", 2)
+                    t.bounds = "time_bnds"
+                    ds.createVariable("time_bnds", "f8", ("time", "nv"), fill_value=False)
                 for cname, (dims, values, catts) in domain_coords(d).items():
-                    var = ds.createVariable(cname, "f8", dims if isinstance(dims, tuple) else (dims,))
+                    var = ds.createVariable(cname, "f8", dims if isinstance(dims, tuple) else (dims,), fill_value=False)
                     var[:] = values
                     var.setncatts(catts)
-                crs = ds.createVariable("crs", "i4")
-                crs.setncatts(grid_mapping().attrs)
+                crs = ds.createVariable("crs", "i4", fill_value=False)
+                crs.setncatts(grid_mapping())
                 for v in names:
                     var = ds.createVariable(v, "f4", ("time", "y", "x"), zlib=True, complevel=4,
-                                            chunksizes=(1, d.nrows, d.ncols), fill_value=np.float32(np.nan))
-                    var.setncatts({**variable_attrs(v), "grid_mapping": "crs", "coordinates": "lat lon"})
+                                            chunksizes=(1, ty, tx), fill_value=np.float32(np.nan))
+                    var.setncatts({**variable_attrs(v), **var_attrs, **({"cell_methods": "time: mean"} if interval else {})})
                 for v, g in static.items():
-                    var = ds.createVariable(v, "f4", ("y", "x"), zlib=True, complevel=4, fill_value=np.float32(np.nan))
-                    var.setncatts({**variable_attrs(v), "grid_mapping": "crs", "coordinates": "lat lon"})
+                    var = ds.createVariable(v, "f4", ("y", "x"), zlib=True, complevel=4, chunksizes=(ty, tx),
+                                            fill_value=np.float32(np.nan))
+                    var.setncatts({**variable_attrs(v), **var_attrs})
                     var[:] = g
-                ds.setncatts({"Conventions": "CF-1.8", "title": "smda 1 km soil moisture", "institution": "smda",
-                              "source": f"smda {__version__}",
-                              "history": f"{np.datetime64('now', 's')} created by smda {__version__}",
-                              **self.attrs, **attrs})
+                merged = {**self.attrs, **attrs}
+                ds.setncatts(global_attrs(merged.pop("title", TITLE), merged.pop("history", "created"), **merged))
             os.replace(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -199,13 +213,18 @@ class Recorder:
                              "outputs than the stopped run): continue into a new output.dir")
 
     def finish(self) -> list[Path]:
-        """Rename every ``.part`` file to its final name (rank 0); returns the final paths."""
+        """Give every ``.part`` file its final name (rank 0), netCDF files in their final chunks (a block of
+        records by a tile); returns the final paths."""
         if not self.root:
             return []
         done = []
         for name in self.counts:
-            final = self.out / name
-            os.replace(self.part(name), final)
+            final, part = self.out / name, self.part(name)
+            if name.endswith(".nc"):
+                _rewrite(part, final, final_chunks=True)
+                part.unlink()
+            else:
+                os.replace(part, final)
             done.append(final)
             log.info("wrote %s", final)
         return done
@@ -233,27 +252,59 @@ def _csv_rows(path: Path) -> int:
         return max(sum(1 for _ in csv.reader(f)) - 1, 0)
 
 
+def _write_time(ds, i: int, time, bounds):
+    """Record ``i``'s time (and time bounds), in TIME_UNITS."""
+    ds["time"][i] = _seconds(time)
+    if bounds is not None:
+        ds["time_bnds"][i] = [_seconds(b) for b in bounds]
+
+
+def _seconds(t) -> float:
+    return (np.datetime64(t, "s") - _EPOCH) / np.timedelta64(1, "s")
+
+
 def _truncate_nc(path: Path, n: int):
-    """Keep the first ``n`` records of every time-dependent variable (one record at a time)."""
-    tmp = temporary_path(path)
-    with _open(path, "r") as src, _open(tmp, "w") as dst:
-        dst.setncatts(src.__dict__)
-        for dname, dim in src.dimensions.items():
-            dst.createDimension(dname, None if dim.isunlimited() else len(dim))
-        for vname, var in src.variables.items():
-            filters = var.filters() or {}
-            kw = {"zlib": bool(filters.get("zlib")), "complevel": filters.get("complevel", 4)}
-            if var.chunking() not in (None, "contiguous"):
-                kw["chunksizes"] = var.chunking()
-            fill = var.__dict__.get("_FillValue")
-            out = dst.createVariable(vname, var.dtype, var.dimensions, fill_value=fill, **kw)
-            out.setncatts({k: v for k, v in var.__dict__.items() if k != "_FillValue"})
-            if var.dimensions and var.dimensions[0] == "time":
-                for i in range(n):
-                    out[i] = var[i]
-            else:
-                out[...] = var[...]
-    os.replace(tmp, path)
+    """Keep the first ``n`` records of every time-dependent variable."""
+    _rewrite(path, path, n)
+
+
+def _rewrite(path: Path, dest: Path, n: int | None = None, final_chunks: bool = False):
+    """Copy the netCDF file ``path`` to ``dest`` (write-then-rename), keeping the first ``n`` records (None: all);
+    ``final_chunks``: gridded variables in ``chunk_sizes`` chunks. Copies one chunk row of blocks at a time
+    (a block of records by a band of tile rows), so memory does not grow with the number of records."""
+    tmp = temporary_path(dest)
+    try:
+        with writing(dest), _open(path, "r") as src, _open(tmp, "w") as dst:
+            src.set_auto_maskandscale(False)
+            dst.set_auto_maskandscale(False)
+            n = len(src.dimensions["time"]) if n is None else n
+            dst.setncatts(src.__dict__)
+            for dname, dim in src.dimensions.items():
+                dst.createDimension(dname, None if dim.isunlimited() else len(dim))
+            for vname, var in src.variables.items():
+                filters = var.filters() or {}
+                kw = {"zlib": bool(filters.get("zlib")), "complevel": filters.get("complevel", 4)}
+                if final_chunks and var.dimensions == ("time", "y", "x"):
+                    kw["chunksizes"] = chunk_sizes(n, *var.shape[1:])
+                elif var.chunking() not in (None, "contiguous"):
+                    kw["chunksizes"] = var.chunking()
+                out = dst.createVariable(vname, var.dtype, var.dimensions, fill_value=var.__dict__.get("_FillValue", False),
+                                         **kw)
+                out.setncatts({k: v for k, v in var.__dict__.items() if k != "_FillValue"})
+                if var.dimensions == ("time", "y", "x"):
+                    bt, by = kw["chunksizes"][:2]
+                    for t0 in range(0, n, bt):
+                        for y0 in range(0, var.shape[1], by):
+                            out[t0:min(t0 + bt, n), y0:y0 + by] = var[t0:min(t0 + bt, n), y0:y0 + by]
+                elif var.dimensions[:1] == ("time",):
+                    if n:
+                        out[:n] = var[:n]
+                else:
+                    out[...] = var[...]
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _truncate_csv(path: Path, n: int):

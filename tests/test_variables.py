@@ -8,6 +8,7 @@ from smda.model import lsm, soil, state
 from smda.model.grid import Domain
 from smda.run import output
 from smda.run.recorder import Recorder
+from smda.run.runs import DAILY_STATE, FLUX_OUT
 from smda.variables import VARIABLES, Variable, bounds, names
 
 
@@ -62,3 +63,11 @@ def test_writer_refuses_a_variable_without_units(tmp_path):
     with pytest.raises(ValueError, match="no units"):
         rec.append("x.nc", np.datetime64("2020-01-01"), {"soil_wetness_analysis_mean": np.zeros((36, 36))})
     assert not list(tmp_path.iterdir())
+
+
+def test_daily_means_are_registered_output_variables():
+    """The daily-means file holds the flux outputs and the soil moisture of every run: all documented outputs."""
+    assert DAILY_STATE == ("sm_surface", "sm_rootzone")
+    for name in (*FLUX_OUT, *DAILY_STATE):
+        assert VARIABLES[name].output and (VARIABLES[name].interval_mean or VARIABLES[name].kind == "state"), name
+        assert output.variable_attrs(f"{name}_truth")["units"] == VARIABLES[name].units
