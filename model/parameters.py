@@ -2,7 +2,11 @@
 
 Fields per land cell (n_cells,): ``sand`` and ``clay`` (mass fractions), ``elevation_m`` (m),
 ``ndvi_min`` and ``ndvi_max`` (the NDVI climatology's bounds), ``green_up_doy`` (day of year of
-the NDVI peak) and ``igbp`` (IGBP land-cover class 1-17).
+the NDVI peak) and ``igbp`` (IGBP land-cover class 1-17). A file may also hold the optional
+``organic_fraction`` (Lawrence & Slater 2008 organic fraction, 0-1, :func:`smda.model.soil.organic_mixing`)
+and per-cell hydraulic overrides ``porosity`` (m3 m-3), ``b`` (-), ``psi_sat_m`` (m) and ``k_sat_ms``
+(m s-1), NaN where the pedotransfer value holds (:data:`HYDRAULIC` maps them to the soil parameters).
+``smda parameters`` (:mod:`smda.run.parameters`) builds such a file from rasters.
 
 The synthetic landscape of twin experiments is multi-scale value noise: standard normals on square
 lattices anchored to the EASE-Grid 2.0 origin (spacings 30, 8 and 2 km), keyed by the global lattice
@@ -21,6 +25,9 @@ from smda.model.grid import _X0, _Y0
 from smda.model.streams import normal_field
 
 FIELDS = ("sand", "clay", "elevation_m", "ndvi_min", "ndvi_max", "green_up_doy", "igbp")
+# optional per-cell hydraulic overrides of a parameter file -> the soil parameter they replace (smda.model.soil)
+HYDRAULIC = {"porosity": "wsat", "b": "b", "psi_sat_m": "psi_s_m", "k_sat_ms": "ks_m_s"}
+OPTIONAL = ("organic_fraction", *HYDRAULIC)
 _SCALES_KM = (30.0, 8.0, 2.0)
 _WEIGHTS = (0.75, 0.55, 0.35)
 # mean variance of smoothstep-interpolated unit white noise, ((1-s)^2 + s^2) averaged over the cell, squared (2-D)
@@ -75,7 +82,10 @@ def ndvi_on(doy: float, p: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def read_parameters(path: Path, cells: np.ndarray, shape) -> dict[str, np.ndarray]:
-    """Read the static fields at ``cells`` (row-major domain indices) from a netCDF file on the domain grid."""
+    """Read the static fields at ``cells`` (row-major domain indices) from a netCDF file on the domain grid.
+
+    The optional fields (:data:`OPTIONAL`) are returned when the file has them; NaN is allowed in the
+    hydraulic overrides only (the pedotransfer value holds there)."""
     import xarray as xr
 
     path = Path(path)
@@ -86,12 +96,12 @@ def read_parameters(path: Path, cells: np.ndarray, shape) -> dict[str, np.ndarra
         missing = [f for f in FIELDS if f not in ds]
         if missing:
             raise ValueError(f"{path}: missing variables {missing}; expected {list(FIELDS)} on (y, x)")
-        for f in FIELDS:
+        for f in FIELDS + tuple(f for f in OPTIONAL if f in ds):
             a = np.asarray(ds[f].values)
             if a.shape != tuple(shape):
                 raise ValueError(f"{path}: {f} has shape {a.shape}, domain is {tuple(shape)}")
             v = a.ravel()[cells]
-            if not np.all(np.isfinite(v)):
+            if f not in HYDRAULIC and not np.all(np.isfinite(v)):
                 raise ValueError(f"{path}: {f} has missing values on land cells")
             out[f] = v.astype(np.int64) if f == "igbp" else v.astype(float)
     return out

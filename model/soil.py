@@ -23,6 +23,15 @@ doi:10.1029/WR020i006p00682), with %S, %C, %Si in percent::
     log10 Ks(in/h)   = -0.60 + 0.0126 %S - 0.0064 %C
     theta_s          = (50.5 - 0.142 %S - 0.037 %C) / 100
 
+Soil organic matter (peat, organic topsoils) follows Lawrence & Slater (2008, doi:10.1007/s00382-007-0278-1),
+as in CLM: with f the organic fraction (organic matter density / 130 kg m-3, clipped to [0, 1]), porosity,
+b and psi_s are the f-weighted means of the mineral values above and of the organic end member
+(wsat 0.9, b 2.7, psi_s 0.0103 m); Ks is the parallel connection of the percolating organic share
+(f > 0.5: N = (1 - 0.5)^-0.139 (f - 0.5)^0.139 of it flows at the organic Ks 1e-4 m s-1) with the harmonic
+mean of the rest (mineral Ks and the non-percolating organic share). wwilt and wfc are weighted the same
+way with the organic end member's values at the ISBA definitions (wwilt at psi = -150 m, wfc where
+K = 0.1 mm day-1) by Clapp & Hornberger (1978), so 0 < wwilt < wfc < wsat holds for every f.
+
 Ks sets the infiltration capacity of the model. The residual water content (the lower bound of
 both soil layers) is 0.1 wwilt by default. The clay percentage is floored at 0.5 % inside the power
 laws (a 0 % clay soil has no finite C2ref, C3 or a). Every parameter can be overridden per cell with a
@@ -79,6 +88,41 @@ def isba_pedotransfer(sand, clay):
         "p": 13.4 * c + 3.4,
         "cgsat": (-1.557 * s - 1.441 * c + 4.7021) * 1e-6,
     }
+
+
+# organic end member of Lawrence & Slater (2008) / CLM4.5: porosity, b, air-entry suction (m), Ks (m s-1)
+ORGANIC = {"wsat": 0.9, "b": 2.7, "psi_s_m": 0.0103, "ks_m_s": 1.0e-4}
+ORGANIC_MAX_KG_M3 = 130.0  # organic matter density of pure peat, kg m-3 (f = 1)
+_PERCOLATION_THRESHOLD, _PERCOLATION_EXPONENT = 0.5, 0.139
+_WILT_PSI_M, _FC_K_M_S = 150.0, 1.0e-4 / 86400.0  # ISBA wilting point (-15 bar) and field capacity (0.1 mm/day)
+ORGANIC["wwilt"] = ORGANIC["wsat"] * (_WILT_PSI_M / ORGANIC["psi_s_m"]) ** (-1.0 / ORGANIC["b"])
+ORGANIC["wfc"] = ORGANIC["wsat"] * (_FC_K_M_S / ORGANIC["ks_m_s"]) ** (1.0 / (2.0 * ORGANIC["b"] + 3.0))
+
+
+def organic_mixing(mineral, f):
+    """Blend mineral soil parameters with the organic end member (Lawrence & Slater 2008; see the module text).
+
+    Parameters
+    ----------
+    mineral : dict of ndarray
+        wsat, wwilt, wfc (m3 m-3), b (-), psi_s_m (m), ks_m_s (m s-1) of the mineral soil, (n_cells,).
+    f : array_like
+        Organic fraction, 0-1 (0: unchanged).
+
+    Returns
+    -------
+    dict of ndarray
+        The same six parameters for the mixed soil.
+    """
+    f = np.clip(np.asarray(f, dtype=np.float64), 0.0, 1.0)
+    out = {k: (1.0 - f) * mineral[k] + f * ORGANIC[k] for k in ("wsat", "wwilt", "wfc", "b", "psi_s_m")}
+    excess = np.maximum(f - _PERCOLATION_THRESHOLD, 0.0)
+    perc = (1.0 - _PERCOLATION_THRESHOLD) ** -_PERCOLATION_EXPONENT * excess ** _PERCOLATION_EXPONENT
+    unconnected = 1.0 - perc * f  # share of the soil outside the percolating organic network
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ks_rest = unconnected / ((1.0 - f) / mineral["ks_m_s"] + (1.0 - perc) * f / ORGANIC["ks_m_s"])
+    out["ks_m_s"] = np.where(unconnected > 0, unconnected * ks_rest, 0.0) + perc * f * ORGANIC["ks_m_s"]
+    return out
 
 
 def cosby(sand, clay):
@@ -152,16 +196,18 @@ def _check_range(name, value):
                          f"min {np.min(value):.6g}, max {np.max(value):.6g}")
 
 
-def soil_parameters(sand, clay, **overrides):
-    """Per-cell parameters of the land surface model from sand and clay fractions.
+def soil_parameters(sand, clay, organic_fraction=None, **overrides):
+    """Per-cell parameters of the land surface model from sand and clay fractions (and organic matter).
 
     Parameters
     ----------
     sand, clay : array_like, shape (n_cells,)
         Sand and clay mass fractions, 0-1, sand + clay <= 1.
+    organic_fraction : array_like, shape (n_cells,), optional
+        Lawrence & Slater (2008) organic fraction, 0-1 (:func:`organic_mixing`); None or 0: mineral soil.
     **overrides : float or array_like (n_cells,)
         Replace any parameter of ``PARAMETER_NAMES`` (units in ``smda.variables``) for all or
-        individual cells.
+        individual cells; NaN entries of an array keep the computed value of their cell.
 
     Returns
     -------
@@ -193,6 +239,11 @@ def soil_parameters(sand, clay, **overrides):
     cos = cosby(sand, clay)
     values["ks_m_s"] = cos["ks_m_s"]
     values["psi_s_m"] = cos["psi_s_m"]
+    if organic_fraction is not None:
+        f = np.broadcast_to(np.asarray(organic_fraction, dtype=np.float64), (n,))
+        if not np.all((f >= 0) & (f <= 1)):
+            raise ValueError("organic_fraction must lie in [0, 1] in every cell")
+        values.update(organic_mixing(values, f))
     values["wres"] = 0.1 * values["wwilt"]
     for key, val in _DEFAULTS.items():
         values[key] = np.full(n, val)
@@ -202,7 +253,7 @@ def soil_parameters(sand, clay, **overrides):
             arr = np.full(n, float(arr))
         if arr.shape != (n,):
             raise ValueError(f"override {key!r} must be a scalar or shape ({n},), got {arr.shape}")
-        values[key] = arr
+        values[key] = np.where(np.isnan(arr), values[key], arr)
     packed = np.empty((len(PARAMETER_NAMES), n))
     for i, name in enumerate(PARAMETER_NAMES):
         packed[i] = values[name]
