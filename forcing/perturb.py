@@ -17,8 +17,9 @@ Perturbations:
 * longwave (and optionally air temperature), additive normal ``std * z``.
 
 Construction of z (domain-split invariant and restartable): white normals w are drawn on a
-coarse lattice anchored to the EASE-Grid 2.0 global origin (spacing ``lattice_cells`` 1 km cells),
-keyed by (seed, "forcing.perturb", global lattice index, member, step, variable) through
+coarse lattice anchored to the EASE-Grid 2.0 global origin (spacing ``lattice_cells`` 1 km cells, or
+a quarter of L when that is finer, so that storm-scale lengths of 5-20 km are resolved and not smoothed
+by the interpolation), keyed by (seed, "forcing.perturb", global lattice index, member, step, variable) through
 :mod:`smda.model.streams`. The correlated lattice field is the normalised discrete convolution of w
 with a Gaussian kernel of width ``L / sqrt(2)`` (the convolution of two such kernels is the
 Gaussian correlation of length L). Every rank computes the lattice points around its own cells
@@ -36,15 +37,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numba as nb
 import numpy as np
 
 from smda.jit import inline, kernel
 from smda.model.grid import M01
+from smda.model.lsm import MULTIPLIED, PERTURBABLE, Perturbation
 from smda.model.streams import normal, purpose_id
 
-VARIABLES = ("precip", "sw_down", "lw_down", "t_air")
-_MULTIPLICATIVE = (True, True, False, False)
+VARIABLES = PERTURBABLE  # precip, sw_down, lw_down, t_air
+_MULTIPLICATIVE = tuple(k in MULTIPLIED for k in VARIABLES)
 _LATTICE_NCOLS = 1 << 24  # global lattice index = row * 2**24 + col (offset to keep indices >= 0)
 _LATTICE_OFFSET = 1 << 22
 
@@ -85,7 +86,7 @@ class PerturbationSettings:
 
     Std of the multiplicative factors is dimensionless; ``lw_std_wm2`` in W m-2, ``t_air_std_k``
     in K (0 disables a variable). Correlation length ``corr_length_km`` L of rho = exp(-d^2/2L^2)
-    (0.5 deg ~ 55 km). ``lattice_cells`` is the lattice spacing in 1 km EASE-Grid cells.
+    (0.5 deg ~ 55 km). ``lattice_cells`` is the lattice spacing in 1 km EASE-Grid cells (at most L / 4).
     """
 
     precip_std: float = 0.5
@@ -206,29 +207,21 @@ def _bilinear(state, r, c, fr, fc, m, k):
 
 
 @kernel
-def _apply_cells(state, ir, ic, wr, wc, norm, kind, a, b, lo, hi, fields, k_of_field):
-    """Interpolate the lattice state to cells and perturb the forcing arrays in place.
-
-    fields: typed list of (n, nm) arrays; for field f with variable k: multiplicative ``x *= exp(a + b z)``,
-    or additive ``x += b z``, z clipped to [lo, hi].
-    """
-    nf = len(fields)
+def _member_values(state, ir, ic, wr, wc, norm, kind, a, b, lo, hi, out):
+    """Per-member forcing factors and offsets out (n, nv, nm) from the lattice state: for variable k,
+    ``exp(a + b z)`` (multiplicative, kind 1) or ``b z`` (additive), z the cell value clipped to [lo, hi]."""
     n = ir.shape[0]
-    nm = state.shape[2]
+    nm, nv = state.shape[2], state.shape[3]
     for i in range(n):
-        for f in range(nf):
-            k = k_of_field[f]
-            x = fields[f]
+        r, c, fr, fc = ir[i], ic[i], wr[i], wc[i]
+        for k in range(nv):
             for m in range(nm):
-                z = _bilinear(state, ir[i], ic[i], wr[i], wc[i], m, k) * norm[i]
-                if z < lo:
-                    z = lo
-                elif z > hi:
-                    z = hi
+                z = _bilinear(state, r, c, fr, fc, m, k) * norm[i]
+                z = min(max(z, lo), hi)
                 if kind[k] == 1:
-                    x[i, m] *= math.exp(a[k] + b[k] * z)
+                    out[i, k, m] = math.exp(a[k] + b[k] * z)
                 else:
-                    x[i, m] += b[k] * z
+                    out[i, k, m] = b[k] * z
 
 
 @kernel
@@ -254,7 +247,7 @@ class ForcingPerturbations:
     seed : int
         Experiment seed (keys the random streams together with lattice point, member and step).
     dt_s : float
-        Forcing time step (s); ``apply`` must be called with consecutive steps.
+        Forcing time step (s); ``perturbation`` must be called with consecutive steps.
     x_m, y_m : (n,) float
         EASE-Grid 2.0 projected coordinates (m) of this rank's cells.
     n_members : int
@@ -308,7 +301,8 @@ class ForcingPerturbations:
         self._b = np.array(b, float)
 
         # lattice geometry (anchored to the EASE-Grid 2.0 origin; rows count south)
-        h = settings.lattice_cells * M01.cell_m
+        quarter = max(1, round(settings.corr_length_km * 1000.0 / (4.0 * M01.cell_m)))
+        h = min(settings.lattice_cells, quarter) * M01.cell_m
         self.lattice_m = h
         sig_k = settings.corr_length_km * 1000.0 / math.sqrt(2.0)
         nk = max(1, int(math.ceil(settings.kernel_radius * sig_k / h)))
@@ -338,9 +332,8 @@ class ForcingPerturbations:
         self._tmp = np.empty((self._nr + 2 * nk, self._nc, nm, nv))
         self._innov = np.empty((self._nr, self._nc, nm, nv))
         self._state = np.zeros((self._nr, self._nc, nm, nv))
+        self._values = Perturbation(self.active, np.empty((self.n_cells, nv, nm)))
         self._step = None
-        self._fields = None
-        self._field_keys = None
 
     # --- state ---------------------------------------------------------------------------
     def lattice_index(self) -> np.ndarray:
@@ -414,29 +407,10 @@ class ForcingPerturbations:
         _cell_values(self._state, self._ir, self._ic, self._wr, self._wc, self._norm, out)
         return out
 
-    def apply(self, step: int, forcing: dict) -> None:
-        """Perturb ``forcing`` in place at ``step``.
-
-        forcing: {name: (n_cells, n_members) float64}; the active variables present are perturbed
-        (multiplicative for precip and sw_down, additive for lw_down and t_air). Allocates nothing
-        after the first call with the same arrays.
-        """
+    def perturbation(self, step: int) -> Perturbation:
+        """The per-member forcing of ``step`` for :func:`smda.model.lsm.step`: factors of precip and sw_down,
+        offsets of lw_down (W m-2) and t_air (K), (n_cells, n_active, n_members), in a buffer reused every step."""
         self.advance(step)
-        keys = tuple(k for k in self.active if k in forcing)
-        if not keys:
-            return
-        arrays = tuple(forcing[k] for k in keys)
-        if self._fields is None or self._field_keys != keys or any(
-                a is not b for a, b in zip(arrays, self._arrays, strict=True)):
-            for k, arr in zip(keys, arrays, strict=True):
-                if (not isinstance(arr, np.ndarray) or arr.shape != (self.n_cells, self.n_members)
-                        or arr.dtype != np.float64 or not arr.flags.c_contiguous):
-                    raise ValueError(f"forcing[{k!r}] must be C-contiguous float64 of shape "
-                                     f"({self.n_cells}, {self.n_members})")
-            self._field_keys = keys
-            self._arrays = arrays
-            self._fields = nb.typed.List(arrays)
-            self._k_of_field = np.array([self.active.index(k) for k in keys], np.int64)
-        _apply_cells(self._state, self._ir, self._ic, self._wr, self._wc, self._norm, self._kind, self._a,
-                     self._b, self._lo, self._hi, self._fields, self._k_of_field)
-
+        _member_values(self._state, self._ir, self._ic, self._wr, self._wc, self._norm, self._kind, self._a,
+                       self._b, self._lo, self._hi, self._values.values)
+        return self._values

@@ -33,19 +33,32 @@ dW = (P - Eg - Es - Etr - Ei - R - D) dt closes to round-off by construction. wg
 [wres, wsat] (it is not a separate store).
 
 Turbulent exchange, with rho_a = p / (R_d T_a (1 + 0.61 q_a)), V = max(wind, 0.5 m s-1) at z = 10 m,
-z0 = (1-fveg) z0_soil + fveg z0_veg, neutral CHn = (k / ln(z/z0))^2 and a simple bulk-Richardson
+z0 = (1-fveg) z0_soil + fveg z0_veg, neutral CHn = k^2 / (ln(z/z0) (ln(z/z0) + kB^-1)) and a simple bulk-Richardson
 stability factor (after Louis 1979: sqrt(1 - 16 Ri) unstable, 1/(1 + 10 Ri) stable, from the
 previous skin temperature)::
 
     Ep  = rho_a CH V (qsat(Ts) - q_a)                       potential evaporation
-    Eg  = (1-fveg)(1-psn) rho_a CH V (hu qsat(Ts) - q_a),   hu = 0.5 (1 - cos(pi wg / wfc)) (1 if wg >= wfc)
+    Eg  = (1-fveg)(1-psn) beta Ep,  beta = hu^2,  hu = 0.5 (1 - cos(pi wg / wfc)) (1 if wg >= wfc)
     Ei  = fveg (1-psn) delta Ep,                            delta = (Wr/Wrmax)^(2/3)
     Etr = fveg (1-psn) (1-delta) Ra/(Ra + Rs) Ep,           Ra = 1/(CH V), Rs = rsmin / (LAI F1 F2)
     F1  = (f + rsmin/rsmax)/(1 + f), f = 0.55 (SW/100)(2/LAI);  F2 = clip((w2 - wwilt)/(wfc - wwilt), 0, 1)
     Es  = psn Ep (sublimation)
 
-Bare-soil evaporation depends on the SURFACE layer moisture wg through hu, so a drying surface
-evaporates less and its skin warms (the link DISPATCH relies on). Condensation (qsat(Ts) < q_a) is
+Heat and vapour meet a larger resistance than momentum: their roughness length is z0h = z0 exp(-kB^-1) with
+kB^-1 = ln(z0/z0h) = 2.3 (z0h = z0 / 10; Garratt 1992, The Atmospheric Boundary Layer, CUP, sec. 4.2; Brutsaert
+1982, Evaporation into the Atmosphere, Reidel, ch. 5). With z0h = z0 the skin stays within a few K of the air
+at midday, so the skin (MODIS-like LST) hardly responds to surface drying, unlike semi-arid observations where
+dry bare soil runs 10-20 K above the air and DISPATCH's SEE-LST link holds (Merlin et al. 2012).
+
+Bare-soil evaporation depends on the SURFACE layer moisture wg, so a drying surface evaporates less and
+its skin warms (the link DISPATCH relies on). The soil evaporative efficiency SEE = Eg / Ep is the beta of
+Lee & Pielke (1992, doi:10.1175/1520-0450(1992)031<0480:EBSEFN>2.0.CO;2), 0.25 (1 - cos(pi wg / wfc))^2,
+which is Merlin et al.'s (2011, doi:10.1175/2010JAMC2418.1) SEE = (0.5 - 0.5 cos(pi SM / SMmax))^P with
+P = 2 (the exponent of a few-cm layer under high evaporative demand) and SMmax = wfc: SEE rises from 0 at
+the residual moisture through 0.25 at wfc / 2 to 1 at wfc, inside the SEE(SM) envelope of DISPATCH
+(Merlin et al. 2012, doi:10.1016/j.rse.2011.10.007). ISBA's original "alpha" form rho_a CH V (hu qsat(Ts) - q_a)
+gives no evaporation at all once hu < q_a / qsat(Ts) (below about 0.4 wfc in dry summer air, where semi-arid
+soils spend weeks), so the skin did not respond to moisture changes there. Condensation (qsat(Ts) < q_a) is
 deposited on each fraction as negative evaporation; transpiration is never negative.
 
 Energy (force-restore)::
@@ -61,6 +74,12 @@ The ground heat diagnostic is the residual G = Rn - H - LE with the new Ts (heat
 
 Diagnostics: ``frozen`` where t_skin or t_deep < 273.15 K (no soil freezing physics; the flag tells the
 observation operator to reject the cell), ``snow`` where swe > 1 kg m-2.
+
+Ensemble forcing: one base field per cell for every variable, and per-member factors (precipitation,
+shortwave) or offsets (longwave, air temperature) of the perturbed ones (:class:`Perturbation`), applied in
+the kernel; the kernel keeps the ensemble means of fluxes and state, and every member's fluxes only on
+request (:class:`Fluxes`). Per step it moves about 130 B per cell and member (state read and written 96,
+three perturbations 24, flags 2, per-cell terms divided by the members), not 240.
 """
 
 import math
@@ -69,6 +88,7 @@ import numpy as np
 
 from smda.constants import (
     CP_AIR,
+    EPSILON,
     GRAVITY,
     KARMAN,
     LS,
@@ -77,13 +97,10 @@ from smda.constants import (
     RHO_WATER,
     SIGMA,
     T_FREEZE,
-    saturation_vapour_pressure,
-    saturation_vapour_pressure_slope,
-    specific_humidity,
-    specific_humidity_slope,
 )
 from smda.jit import inline, kernel
 from smda.model.soil import P, SoilParameters
+from smda.model.state import VARIABLES as STATE_VARIABLES
 from smda.model.state import State, V
 from smda.variables import VARIABLES
 
@@ -92,6 +109,7 @@ TAU_S = 86400.0             # force-restore period
 CV_VEG = 2.0e-5             # K m2 J-1, vegetation thermal coefficient (Noilhan & Planton 1989)
 Z_REF_M = 10.0              # reference height of wind and air temperature
 WIND_MIN = 0.5              # m s-1
+KB_INV = math.log(10.0)     # 1, ln(z0m / z0h) = 2.3: heat and vapour roughness z0 / 10 (Garratt 1992, Brutsaert 1982)
 W_CRN = 10.0                # kg m-2, snow cover half-saturation
 SNOW_ALBEDO = 0.7
 DDF = 3.0 / 86400.0         # kg m-2 s-1 K-1 (3 mm/day/K)
@@ -106,6 +124,9 @@ FLUXES = ("soil_evaporation", "transpiration", "interception_loss", "surface_run
 F = {name: i for i, name in enumerate(FLUXES)}
 FLAGS = ("frozen", "snow")
 FORCING = ("precip", "sw_down", "lw_down", "t_air", "q_air", "p_surf", "wind")
+# forcing that may differ between members (:class:`Perturbation`): multiplied by a factor, or offset
+PERTURBABLE = ("precip", "sw_down", "lw_down", "t_air")
+MULTIPLIED = ("precip", "sw_down")
 
 # row indices of the packed parameter table (compile-time constants for numba)
 _P_A = P["a"]
@@ -130,24 +151,73 @@ _P_Z0_VEG_M = P["z0_veg_m"]
 
 
 
-class Fluxes:
-    """Preallocated per-step diagnostics.
+class Perturbation:
+    """Per-member forcing of an ensemble step, on top of the per-cell base fields given to :func:`step`.
 
-    ``data`` (n_fluxes, n_cells, n_members) float64 in ``FLUXES`` order (units in ``smda.variables``),
-    ``flags`` (2, n_cells, n_members) uint8 in ``FLAGS`` order; attribute access gives
-    (n_cells, n_members) views (``fluxes.latent_heat``, ``fluxes.frozen`` as bool).
+    ``names``: forcing variables of :data:`PERTURBABLE`; ``values``: (n_cells, len(names), n_members) float64,
+    C-contiguous: factors for the variables of :data:`MULTIPLIED` (member value = base x factor), offsets in
+    the variable's unit for the others (member value = base + offset). Forcing not named is the same for
+    every member. :meth:`smda.forcing.perturb.ForcingPerturbations.perturbation` makes one per step.
     """
 
-    def __init__(self, n_cells, n_members):
-        self.data = np.zeros((len(FLUXES), int(n_cells), int(n_members)))
-        self.flags = np.zeros((len(FLAGS), int(n_cells), int(n_members)), dtype=np.uint8)
+    def __init__(self, names, values):
+        names = tuple(names)
+        bad = [k for k in names if k not in PERTURBABLE]
+        if bad or len(set(names)) != len(names):
+            raise ValueError(f"perturbed forcing {list(names)}: names must be distinct, from {', '.join(PERTURBABLE)}")
+        if (not isinstance(values, np.ndarray) or values.dtype != np.float64 or values.ndim != 3
+                or values.shape[1] != len(names) or not values.flags.c_contiguous):
+            raise ValueError(f"perturbation values must be C-contiguous float64 (n_cells, {len(names)}, n_members), "
+                             f"got {getattr(values, 'shape', None)} {getattr(values, 'dtype', None)}")
+        self.names, self.values = names, values
+        self.slots = np.array([names.index(k) if k in names else -1 for k in PERTURBABLE], np.int64)
 
-    @classmethod
-    def empty(cls, n_cells, n_members):
-        return cls(n_cells, n_members)
+    def members(self, name, base):
+        """The (n_cells, n_members) member values of forcing ``name`` from its base field ``base`` (n_cells,)."""
+        base = np.asarray(base, dtype=np.float64)[:, None]
+        if name not in self.names:
+            return np.repeat(base, self.values.shape[2], axis=1)
+        v = self.values[:, self.names.index(name), :]
+        return base * v if name in MULTIPLIED else base + v
+
+    def ensemble_mean(self, name, base):
+        """Ensemble mean (n_cells,) of forcing ``name`` from its base field (n_cells,), e.g. the precipitation."""
+        base = np.asarray(base, dtype=np.float64)
+        if name not in self.names:
+            return base.copy()
+        m = self.values[:, self.names.index(name), :].mean(axis=1)
+        return base * m if name in MULTIPLIED else base + m
+
+
+class Fluxes:
+    """Preallocated per-step diagnostics of a run.
+
+    ``mean`` (n_fluxes, n_cells) float64: the ensemble mean of each flux in ``FLUXES`` order (units in
+    ``smda.variables``), always written; ``data`` (n_fluxes, n_cells, n_members): every member's fluxes, only
+    with ``per_member=True`` (80 B per cell and member that an ensemble run does not need);
+    ``flags`` (2, n_cells, n_members) uint8 in ``FLAGS`` order; ``state_mean`` (n_vars, n_cells): the ensemble
+    mean of every state variable at the end of the step (``smda.model.state.VARIABLES`` order). Attribute
+    access gives (n_cells, n_members) views (``fluxes.latent_heat`` with per_member, ``fluxes.snow`` as bool).
+    """
+
+    def __init__(self, n_cells, n_members, per_member=True):
+        n_cells, n_members = int(n_cells), int(n_members)
+        self.per_member = bool(per_member)
+        self.mean = np.zeros((len(FLUXES), n_cells))
+        self.data = np.zeros((len(FLUXES), n_cells, n_members) if per_member else (len(FLUXES), 0, 0))
+        self.flags = np.zeros((len(FLAGS), n_cells, n_members), dtype=np.uint8)
+        self.state_mean = np.zeros((len(STATE_VARIABLES), n_cells))
+
+    @property
+    def shape(self):
+        """(n_cells, n_members)."""
+        return self.flags.shape[1:]
 
     def __getattr__(self, name):
         if name in F:
+            if not self.per_member:
+                raise AttributeError(f"fluxes are kept as ensemble means only (per_member=False): use "
+                                     f"fluxes.mean[F[{name!r}]]")
             return self.data[F[name]]
         if name in FLAGS:
             return self.flags[FLAGS.index(name)].view(bool)
@@ -161,30 +231,46 @@ class Fluxes:
 
 @inline
 def _qsat(t, p):
-    """Saturation specific humidity (kg kg-1) and its T-derivative, Bolton (1980) over water."""
-    es = saturation_vapour_pressure(t)
-    des = saturation_vapour_pressure_slope(t, es)
+    """Saturation specific humidity (kg kg-1) and its T-derivative: the formulas of ``smda.constants``
+    (Bolton 1980 over water) with one reciprocal for each shared denominator."""
+    rt = 1.0 / (t - 29.65)
+    es = 611.2 * math.exp(17.67 * (t - T_FREEZE) * rt)
+    des = es * 17.67 * 243.5 * rt * rt
     if es > 0.5 * p:
         es = 0.5 * p
         des = 0.0
-    return specific_humidity(es, p), specific_humidity_slope(es, p) * des
+    rd = 1.0 / (p - (1.0 - EPSILON) * es)
+    return EPSILON * es * rd, EPSILON * p * rd * rd * des
 
 
 @inline
 def _withdraw(rate, store, dt):
     """A loss ``rate`` (kg m-2 s-1) from ``store`` (kg m-2) over ``dt`` s, capped at what the store holds:
     (rate taken, store left)."""
+    if store == 0.0 and rate >= 0.0:  # an empty store (no snow, a dry canopy): nothing to take
+        return 0.0, 0.0
     if rate * dt >= store:
         return store / dt, 0.0
     return rate, store - rate * dt
 
 
 @kernel
-def _step_kernel(x, precip, sw_down, lw_down, t_air, q_air, p_surf, wind, par, fveg, lai, dt, flux, flags):
+def _step_kernel(x, precip, sw_down, lw_down, t_air, q_air, p_surf, wind, pert, slots, par, fveg, lai, dt,
+                 per_member, flux, mean, flags, state_mean):
+    """One step of every cell and member (module docstring). Forcing: per-cell base fields (n,) and the
+    per-member factors / offsets ``pert`` (n, k, N) of the variables whose ``slots`` (PERTURBABLE order) are
+    >= 0. Everything that depends on the cell alone is computed once per cell, divisions by per-cell
+    constants are multiplications by their reciprocals, and the C1 power law is evaluated only where it is
+    below its cap of 1. Writes the ensemble means ``mean`` (n_fluxes, n) and ``state_mean`` (n_vars, n) and,
+    with ``per_member``, ``flux`` (n_fluxes, n, N)."""
     n_cells = x.shape[0]
     n_mem = x.shape[2]
     omega = 2.0 * math.pi / TAU_S
     decay_t2 = dt / TAU_S
+    t2_den = 1.0 / (1.0 + decay_t2)
+    inv_dt = 1.0 / dt
+    s_pr, s_sw, s_lw, s_ta = slots[0], slots[1], slots[2], slots[3]
+    force = np.empty(n_mem)
     for i in range(n_cells):
         wsat = par[_P_WSAT, i]
         wwilt = par[_P_WWILT, i]
@@ -193,27 +279,51 @@ def _step_kernel(x, precip, sw_down, lw_down, t_air, q_air, p_surf, wind, par, f
         b = par[_P_B, i]
         c1sat = par[_P_C1SAT, i]
         c2ref = par[_P_C2REF, i]
-        c3 = par[_P_C3, i]
         a_eq = par[_P_A, i]
         p_eq = par[_P_P, i]
         cgsat = par[_P_CGSAT, i]
-        ks = par[_P_KS_M_S, i]
-        d1 = par[_P_D1_M, i]
-        d2 = par[_P_D2_M, i]
         alb0 = par[_P_ALBEDO, i]
         emis = par[_P_EMISSIVITY, i]
-        rsmin = par[_P_RSMIN_S_M, i]
         veg = fveg[i]
+        # per-cell constants
         lai_i = max(lai[i], 0.01)
         z0 = (1.0 - veg) * par[_P_Z0_SOIL_M, i] + veg * par[_P_Z0_VEG_M, i]
         lg = math.log(Z_REF_M / z0)
-        chn = KARMAN * KARMAN / (lg * lg)
+        chn = KARMAN * KARMAN / (lg * (lg + KB_INV))  # ln(z / z0h) = ln(z / z0) + kB^-1
         wrmax = WRMAX_PER_LAI * veg * lai[i]
-        rhod2 = RHO_WATER * d2
-        drain_frac = 1.0 - math.exp(-c3 * dt / TAU_S)
+        inv_wrmax = 1.0 / wrmax if wrmax > 0.0 else 0.0
+        rhod2 = RHO_WATER * par[_P_D2_M, i]
+        rhod2_dt = rhod2 * inv_dt
+        dt_rhod2 = dt / rhod2
+        dt_rhod1 = dt / (RHO_WATER * par[_P_D1_M, i])
+        drain_frac = 1.0 - math.exp(-par[_P_C3, i] * dt / TAU_S)
         c1exp = 0.5 * b + 1.0
+        wg_c1 = wsat * c1sat ** (1.0 / c1exp)  # C1 = c1sat (wsat/wg)^c1exp >= 1 (capped) for wg <= wg_c1
         cgexp = b / (2.0 * math.log(10.0))
         log_wsat = math.log(wsat)
+        inv_wsat = 1.0 / wsat
+        pi_wfc = math.pi / wfc
+        inv_wf = 1.0 / (wfc - wwilt)
+        icap0 = RHO_WATER * par[_P_KS_M_S, i]
+        esig = emis * SIGMA
+        veg_cv = veg / CV_VEG
+        ff_c = 0.55 / RGL * 2.0 / lai_i  # f = ff_c SW of the F1 factor
+        rs_lai = par[_P_RSMIN_S_M, i] / lai_i
+        rs_ratio = par[_P_RSMIN_S_M, i] / RSMAX
+        # per-cell forcing (members differ only in the perturbed variables)
+        pr0 = precip[i]
+        sw0 = sw_down[i]
+        lw0 = lw_down[i]
+        ta0 = t_air[i]
+        qa = q_air[i]
+        ps = p_surf[i]
+        v = max(wind[i], WIND_MIN)
+        chnv = chn * v
+        rib_c = GRAVITY * Z_REF_M / (v * v)
+        rho_c = ps / (R_DRY * (1.0 + 0.61 * qa))  # rho_a = rho_c / T_air
+        inv_ta0 = 1.0 / ta0
+        s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = s9 = 0.0
+        m0 = m1 = m2 = m3 = m4 = m5 = 0.0
         for j in range(n_mem):
             wg = x[i, 0, j]
             w2 = x[i, 1, j]
@@ -221,67 +331,81 @@ def _step_kernel(x, precip, sw_down, lw_down, t_air, q_air, p_surf, wind, par, f
             t2 = x[i, 3, j]
             swe = x[i, 4, j]
             wr = x[i, 5, j]
-            pr = precip[i, j]
-            sw = sw_down[i, j]
-            ta = t_air[i, j]
-            qa = q_air[i, j]
-            ps = p_surf[i, j]
+            pr = pr0
+            sw = sw0
+            lw = lw0
+            ta = ta0
+            inv_ta = inv_ta0
+            if s_pr >= 0:
+                pr = pr0 * pert[i, s_pr, j]
+            if s_sw >= 0:
+                sw = sw0 * pert[i, s_sw, j]
+            if s_lw >= 0:
+                lw = lw0 + pert[i, s_lw, j]
+            if s_ta >= 0:
+                ta = ta0 + pert[i, s_ta, j]
+                inv_ta = 1.0 / ta
             # ---- precipitation phase
             fs = (T_FREEZE + 1.0 - ta) * 0.5
             fs = min(max(fs, 0.0), 1.0)
             snowfall = fs * pr
             rain = pr - snowfall
             # ---- surface fractions and exchange coefficient
-            psn = swe / (swe + W_CRN)
+            psn = 0.0
+            if swe > 0.0:
+                psn = swe / (swe + W_CRN)
             fbare = (1.0 - veg) * (1.0 - psn)
             fvs = veg * (1.0 - psn)
-            v = max(wind[i, j], WIND_MIN)
-            rib = GRAVITY * Z_REF_M * (ta - ts) / (ta * v * v)
+            rib = rib_c * (ta - ts) * inv_ta
             if rib < 0.0:
                 fstab = math.sqrt(1.0 - 16.0 * max(rib, -0.5))
             else:
                 fstab = 1.0 / (1.0 + 10.0 * min(rib, 2.0))
-            chv = chn * fstab * v
-            rho_a = ps / (R_DRY * ta * (1.0 + 0.61 * qa))
+            chv = chnv * fstab
+            rho_a = rho_c * inv_ta
             rchv = rho_a * chv
+            hcoef = rho_a * CP_AIR * chv
             # ---- moisture factors (start-of-step state)
+            beta = 1.0  # soil evaporative efficiency, Lee & Pielke (1992): (0.5 (1 - cos(pi wg / wfc)))^2
             if wg < wfc:
-                hu = 0.5 * (1.0 - math.cos(math.pi * wg / wfc))
-            else:
-                hu = 1.0
-            if wrmax > 0.0 and wr > 0.0:
-                delta = (min(wr, wrmax) / wrmax) ** (2.0 / 3.0)
-            else:
-                delta = 0.0
-            f2 = (w2 - wwilt) / (wfc - wwilt)
+                beta = 0.5 * (1.0 - math.cos(wg * pi_wfc))
+                beta *= beta
+            delta = 0.0
+            if wr > 0.0 and wrmax > 0.0:
+                xw = wr * inv_wrmax
+                delta = 1.0 if xw >= 1.0 else xw ** (2.0 / 3.0)
+            f2 = (w2 - wwilt) * inv_wf
             f2 = min(max(f2, 0.0), 1.0)
+            tr_fac = 0.0
             if f2 > 0.0 and veg > 0.0:
-                ff = 0.55 * sw / RGL * 2.0 / lai_i
-                f1 = (ff + rsmin / RSMAX) / (1.0 + ff)
-                rs = min(rsmin / (lai_i * f1 * f2), RSMAX)
-                ra = 1.0 / chv
-                tr_fac = (1.0 - delta) * ra / (ra + rs)
-            else:
-                tr_fac = 0.0
+                # (1 - delta) Ra / (Ra + Rs) with Ra = 1 / (CH V), Rs = min(rsmin / (LAI F1 F2), RSMAX) = rs_n / rs_d
+                ff = ff_c * sw
+                rs_n = rs_lai * (1.0 + ff)
+                rs_d = (ff + rs_ratio) * f2
+                if rs_n >= RSMAX * rs_d:
+                    tr_fac = (1.0 - delta) / (1.0 + RSMAX * chv)
+                else:
+                    tr_fac = (1.0 - delta) * rs_d / (rs_d + rs_n * chv)
             # ---- energy balance: backward Euler, linearised
             q0, dq0 = _qsat(ts, ps)
             alb = alb0 + psn * (SNOW_ALBEDO - alb0)
             ts3 = ts * ts * ts
-            rn0 = (1.0 - alb) * sw + emis * lw_down[i, j] - emis * SIGMA * ts3 * ts
-            h0 = rho_a * CP_AIR * chv * (ts - ta)
+            rabs = (1.0 - alb) * sw + emis * lw
+            rn0 = rabs - esig * ts3 * ts
+            h0 = hcoef * (ts - ta)
             ep0 = rchv * (q0 - qa)
             if ep0 < 0.0:
                 eg0 = fbare * ep0
             else:
-                eg0 = fbare * rchv * max(hu * q0 - qa, 0.0)
+                eg0 = fbare * beta * ep0
             le0 = LV * (eg0 + fvs * (delta + tr_fac) * ep0) + LS * psn * ep0
-            dle = rchv * dq0 * (LV * (fbare * hu + fvs * (delta + tr_fac)) + LS * psn)
-            kcoef = 4.0 * emis * SIGMA * ts3 + rho_a * CP_AIR * chv + dle
-            lw2 = log_wsat - math.log(max(w2, wres))  # ln(wsat / w2)
-            cg = cgsat * math.exp(cgexp * lw2)
-            ct = 1.0 / ((1.0 - veg) / cg + veg / CV_VEG)
-            ts1 = ts + dt * (ct * (rn0 - h0 - le0) - omega * (ts - t2)) / (1.0 + dt * (ct * kcoef + omega))
-            t21 = (t2 + decay_t2 * ts1) / (1.0 + decay_t2)
+            dle = rchv * dq0 * (LV * (fbare * beta + fvs * (delta + tr_fac)) + LS * psn)
+            kcoef = 4.0 * esig * ts3 + hcoef + dle
+            cg = cgsat * math.exp(cgexp * (log_wsat - math.log(max(w2, wres))))  # CGsat (wsat / w2)^cgexp
+            # CT = cg / ct_d = 1 / ((1 - fveg) / CG + fveg / Cv); the backward Euler step multiplied through by ct_d
+            ct_d = (1.0 - veg) + veg_cv * cg
+            ts1 = ts + dt * (cg * (rn0 - h0 - le0) - omega * ct_d * (ts - t2)) / (ct_d + dt * (cg * kcoef + omega * ct_d))
+            t21 = (t2 + decay_t2 * ts1) * t2_den
             # ---- water fluxes at the new skin temperature
             q1 = q0 + dq0 * (ts1 - ts)  # the linearisation used by the energy balance
             ep = rchv * (q1 - qa)
@@ -305,85 +429,129 @@ def _step_kernel(x, precip, sw_down, lw_down, t_air, q_air, p_surf, wind, par, f
                 wr1 = wrmax
             # soil input, infiltration excess
             pin = (rain - rain_c) + drip + melt
-            icap = RHO_WATER * ks * (1.0 + b * (1.0 - wg / wsat))
+            icap = icap0 * (1.0 + b * (1.0 - wg * inv_wsat))
             r_inf = max(pin - icap, 0.0)
             infil = pin - r_inf
             # transpiration (root zone, stops at wilting point)
             etr = 0.0
             if ep > 0.0 and tr_fac > 0.0:
                 etr = fvs * tr_fac * ep
-                etr_max = (w2 - wwilt) * rhod2 / dt
+                etr_max = (w2 - wwilt) * rhod2_dt
                 if etr > etr_max:
                     etr = max(etr_max, 0.0)
-            # bare-soil evaporation (surface-moisture limited through hu)
+            # bare-soil evaporation (surface-moisture limited through beta)
             if ep < 0.0:
                 eg = fbare * ep
             else:
-                eg = fbare * rchv * max(hu * q1 - qa, 0.0)
-            eg_max = (w2 - wres) * rhod2 / dt + infil - etr
+                eg = fbare * beta * ep
+            eg_max = (w2 - wres) * rhod2_dt + infil - etr
             if eg >= eg_max:
                 eg = eg_max
                 w21 = wres
             else:
-                w21 = w2 + (infil - eg - etr) * dt / rhod2
+                w21 = w2 + (infil - eg - etr) * dt_rhod2
             r_sat = 0.0
             if w21 > wsat:
-                r_sat = (w21 - wsat) * rhod2 / dt
+                r_sat = (w21 - wsat) * rhod2_dt
                 w21 = wsat
             drain = 0.0
             if w21 > wfc:
                 dw = (w21 - wfc) * drain_frac
-                drain = dw * rhod2 / dt
+                drain = dw * rhod2_dt
                 w21 -= dw
-            # surface layer: force term explicit, restore term implicit
-            c1 = c1sat * math.exp(c1exp * (log_wsat - math.log(max(wg, wwilt))))
-            c1 = min(c1, 1.0)
-            c2 = c2ref * w21 / (wsat - w21 + 0.001)
-            xr = w21 / wsat
+            force[j] = infil - eg  # water into the surface layer (kg m-2 s-1), for the second pass
+            # ---- store state (the surface layer in the second pass)
+            x[i, 1, j] = w21
+            x[i, 2, j] = ts1
+            x[i, 3, j] = t21
+            x[i, 4, j] = swe1
+            x[i, 5, j] = wr1
+            m1 += w21
+            m2 += ts1
+            m3 += t21
+            m4 += swe1
+            m5 += wr1
+            # ---- diagnostics with the new skin temperature
+            rn = rabs - esig * ts1 * ts1 * ts1 * ts1
+            hflux = hcoef * (ts1 - ta)
+            le = LV * (eg + ei + etr) + LS * es
+            f0 = eg + es
+            f3 = r_inf + r_sat
+            f7 = rn - hflux - le
+            if per_member:
+                flux[0, i, j] = f0
+                flux[1, i, j] = etr
+                flux[2, i, j] = ei
+                flux[3, i, j] = f3
+                flux[4, i, j] = drain
+                flux[5, i, j] = hflux
+                flux[6, i, j] = le
+                flux[7, i, j] = f7
+                flux[8, i, j] = rn
+                flux[9, i, j] = melt
+            s0 += f0
+            s1 += etr
+            s2 += ei
+            s3 += f3
+            s4 += drain
+            s5 += hflux
+            s6 += le
+            s7 += f7
+            s8 += rn
+            s9 += melt
+            flags[0, i, j] = 1 if (ts1 < T_FREEZE or t21 < T_FREEZE) else 0
+            flags[1, i, j] = 1 if swe1 > SNOW_FLAG_KG_M2 else 0
+        # second pass, the surface layer (force term explicit, restore term implicit); a separate loop so that
+        # the power laws of consecutive members overlap instead of ending each member's long dependency chain
+        for j in range(n_mem):
+            wg = x[i, 0, j]
+            w21 = x[i, 1, j]
+            wgm = max(wg, wwilt)
+            c1 = 1.0
+            if wgm > wg_c1:
+                c1 = min(c1sat * math.exp(c1exp * (log_wsat - math.log(wgm))), 1.0)
+            c2_d = wsat - w21 + 0.001  # C2 = c2ref w2 / c2_d
+            xr = w21 * inv_wsat
             xp = math.exp(p_eq * (math.log(w21) - log_wsat))
             xp8 = xp * xp
             xp8 = xp8 * xp8
             xp8 = xp8 * xp8
             wgeq = wsat * (xr - a_eq * xp * (1.0 - xp8))
             wgeq = max(wgeq, wres)
-            k2 = dt * c2 / TAU_S
-            wg1 = (wg + dt * c1 / (RHO_WATER * d1) * (infil - eg) + k2 * wgeq) / (1.0 + k2)
+            k2 = decay_t2 * c2ref * w21  # dt C2 / tau, multiplied through by c2_d
+            wg1 = (c2_d * (wg + c1 * dt_rhod1 * force[j]) + k2 * wgeq) / (c2_d + k2)
             wg1 = min(max(wg1, wres), wsat)
-            # ---- store state
             x[i, 0, j] = wg1
-            x[i, 1, j] = w21
-            x[i, 2, j] = ts1
-            x[i, 3, j] = t21
-            x[i, 4, j] = swe1
-            x[i, 5, j] = wr1
-            # ---- diagnostics with the new skin temperature
-            rn = (1.0 - alb) * sw + emis * lw_down[i, j] - emis * SIGMA * ts1 * ts1 * ts1 * ts1
-            hflux = rho_a * CP_AIR * chv * (ts1 - ta)
-            le = LV * (eg + ei + etr) + LS * es
-            flux[0, i, j] = eg + es
-            flux[1, i, j] = etr
-            flux[2, i, j] = ei
-            flux[3, i, j] = r_inf + r_sat
-            flux[4, i, j] = drain
-            flux[5, i, j] = hflux
-            flux[6, i, j] = le
-            flux[7, i, j] = rn - hflux - le
-            flux[8, i, j] = rn
-            flux[9, i, j] = melt
-            flags[0, i, j] = 1 if (ts1 < T_FREEZE or t21 < T_FREEZE) else 0
-            flags[1, i, j] = 1 if swe1 > SNOW_FLAG_KG_M2 else 0
+            m0 += wg1
+        state_mean[0, i] = m0 / n_mem
+        state_mean[1, i] = m1 / n_mem
+        state_mean[2, i] = m2 / n_mem
+        state_mean[3, i] = m3 / n_mem
+        state_mean[4, i] = m4 / n_mem
+        state_mean[5, i] = m5 / n_mem
+        mean[0, i] = s0 / n_mem
+        mean[1, i] = s1 / n_mem
+        mean[2, i] = s2 / n_mem
+        mean[3, i] = s3 / n_mem
+        mean[4, i] = s4 / n_mem
+        mean[5, i] = s5 / n_mem
+        mean[6, i] = s6 / n_mem
+        mean[7, i] = s7 / n_mem
+        mean[8, i] = s8 / n_mem
+        mean[9, i] = s9 / n_mem
 
 
-def check_forcing(forcing, n_cells, n_members):
-    """Check names, shapes and bounds (``smda.variables``) of one step's forcing; raise ValueError listing problems."""
+def check_forcing(forcing, n_cells):
+    """Check names, shapes (n_cells,) and bounds (``smda.variables``) of one step's base forcing; raise
+    ValueError listing problems."""
     errors = []
     for name in FORCING:
         if name not in forcing:
             errors.append(f"missing forcing {name!r}")
             continue
         a = np.asarray(forcing[name])
-        if a.shape not in ((n_cells, n_members), (n_cells,)):
-            errors.append(f"forcing {name!r} has shape {a.shape}, expected ({n_cells}, {n_members}) or ({n_cells},)")
+        if a.shape != (n_cells,):
+            errors.append(f"forcing {name!r} has shape {a.shape}, expected ({n_cells},)")
             continue
         lo, hi = VARIABLES[name].lower, VARIABLES[name].upper
         if not np.all(np.isfinite(a)) or np.any(a < lo) or np.any(a > hi):
@@ -392,34 +560,30 @@ def check_forcing(forcing, n_cells, n_members):
         raise ValueError("; ".join(errors))
 
 
-def _as_2d(a, n_cells, n_members, name):
-    a = np.asarray(a)
-    if a.dtype != np.float64:
-        raise ValueError(f"forcing {name!r} must be float64, got {a.dtype}")
-    if a.shape == (n_cells, n_members):
-        return a
-    if a.shape == (n_cells,):
-        return np.broadcast_to(a[:, None], (n_cells, n_members))
-    raise ValueError(f"forcing {name!r} has shape {a.shape}, expected ({n_cells}, {n_members}) or ({n_cells},)")
+_NO_PERTURBATION = np.zeros((0, 0, 0))
+_NO_SLOTS = np.full(len(PERTURBABLE), -1, np.int64)
 
 
-def step(state, forcing, params, veg, dt_s, fluxes, check=False):
+def step(state, forcing, params, veg, dt_s, fluxes, perturbation=None, check=False):
     """Advance the land surface state by one step, in place.
 
     Parameters
     ----------
     state : smda.model.state.State
         (n_cells, n_vars, n_members) block, updated in place.
-    forcing : dict of str -> float64 ndarray (n_cells, n_members) or (n_cells,)
-        ``precip`` kg m-2 s-1 (total), ``sw_down``, ``lw_down`` W m-2, ``t_air`` K, ``q_air`` kg kg-1,
-        ``p_surf`` Pa, ``wind`` m s-1; step means.
+    forcing : dict of str -> float64 ndarray (n_cells,)
+        Base fields of every member: ``precip`` kg m-2 s-1 (total), ``sw_down``, ``lw_down`` W m-2,
+        ``t_air`` K, ``q_air`` kg kg-1, ``p_surf`` Pa, ``wind`` m s-1; step means.
     params : smda.model.soil.SoilParameters with n_cells cells
     veg : dict with ``fveg`` (vegetation fraction, 0-1) and ``lai`` (m2 m-2), each (n_cells,)
     dt_s : float
         Step length in seconds (0 < dt_s <= 86400).
     fluxes : Fluxes
-        Preallocated (``Fluxes(n_cells, n_members)``), overwritten with this step's fluxes (step means)
-        and flags.
+        Preallocated (``Fluxes(n_cells, n_members)``), overwritten with this step's fluxes (step means;
+        every member's with ``per_member``) and flags.
+    perturbation : Perturbation, optional
+        Per-member factors or offsets of the perturbed forcing (n_cells, k, n_members); none: every member
+        has the base forcing.
     check : bool
         Also check forcing values (ranges, finiteness); costs a pass over the forcing.
     """
@@ -432,8 +596,8 @@ def step(state, forcing, params, veg, dt_s, fluxes, check=False):
     n_cells, n_members = state.n_cells, state.n_members
     if params.n_cells != n_cells:
         raise ValueError(f"params has {params.n_cells} cells, state has {n_cells}")
-    if fluxes.data.shape[1:] != (n_cells, n_members):
-        raise ValueError(f"fluxes shape {fluxes.data.shape[1:]} != state shape {(n_cells, n_members)}")
+    if fluxes.shape != (n_cells, n_members):
+        raise ValueError(f"fluxes shape {fluxes.shape} != state shape {(n_cells, n_members)}")
     if not (0.0 < float(dt_s) <= 86400.0):
         raise ValueError(f"dt_s must be in (0, 86400] s, got {dt_s}")
     for key in ("fveg", "lai"):
@@ -444,15 +608,32 @@ def step(state, forcing, params, veg, dt_s, fluxes, check=False):
     missing = [k for k in FORCING if k not in forcing]
     if missing:
         raise ValueError(f"forcing misses {missing}; required: {', '.join(FORCING)}")
+    f = []
+    for k in FORCING:
+        a = np.asarray(forcing[k])
+        if a.dtype != np.float64:
+            raise ValueError(f"forcing {k!r} must be float64, got {a.dtype}")
+        if a.shape != (n_cells,):
+            raise ValueError(f"forcing {k!r} has shape {a.shape}, expected ({n_cells},) (members differ through "
+                             "a Perturbation)")
+        f.append(np.ascontiguousarray(a))
+    if perturbation is None:
+        pert, slots = _NO_PERTURBATION, _NO_SLOTS
+    elif not isinstance(perturbation, Perturbation):
+        raise ValueError("perturbation must be a smda.model.lsm.Perturbation")
+    elif perturbation.values.shape[::2] != (n_cells, n_members):
+        raise ValueError(f"perturbation values have shape {perturbation.values.shape}, expected "
+                         f"({n_cells}, {len(perturbation.names)}, {n_members})")
+    else:
+        pert, slots = perturbation.values, perturbation.slots
     if check:
-        check_forcing(forcing, n_cells, n_members)
+        check_forcing(forcing, n_cells)
         fv, la = np.asarray(veg["fveg"]), np.asarray(veg["lai"])
         if np.any(~(fv >= 0) | ~(fv <= 1)) or np.any(~(la >= 0) | ~(la <= 15)):
             raise ValueError("veg fveg must be in [0, 1] and lai in [0, 15]")
-    f = [_as_2d(forcing[k], n_cells, n_members, k) for k in FORCING]
-    _step_kernel(state.data, f[0], f[1], f[2], f[3], f[4], f[5], f[6], params.packed,
+    _step_kernel(state.data, f[0], f[1], f[2], f[3], f[4], f[5], f[6], pert, slots, params.packed,
                  np.asarray(veg["fveg"], dtype=np.float64), np.asarray(veg["lai"], dtype=np.float64),
-                 float(dt_s), fluxes.data, fluxes.flags)
+                 float(dt_s), fluxes.per_member, fluxes.data, fluxes.mean, fluxes.flags, fluxes.state_mean)
 
 
 # water-budget terms (FLUXES names) leaving the land per unit area, used by conservation checks

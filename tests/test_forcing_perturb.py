@@ -41,15 +41,12 @@ def sample():
     x, y = _line_cells()
     p = ForcingPerturbations(PerturbationSettings(), seed=11, dt_s=DT, x_m=x, y_m=y, n_members=N_MEM)
     z = np.array([p.standard_fields(s).copy() for s in range(N_STEP)])  # (t, n, m, v)
-    f = {k: np.ones((x.size, N_MEM)) for k in ("precip", "sw_down", "lw_down")}
     q = ForcingPerturbations(PerturbationSettings(), seed=11, dt_s=DT, x_m=x, y_m=y, n_members=N_MEM)
-    pert = {k: [] for k in f}
+    pert = {k: [] for k in ("precip", "sw_down", "lw_down")}
     for s in range(N_STEP):
-        for k in f:
-            f[k][:] = 0.0 if k == "lw_down" else 1.0
-        q.apply(s, f)
-        for k in f:
-            pert[k].append(f[k].copy())
+        values = q.perturbation(s)
+        for k in pert:  # factors of precip and sw_down, offsets of lw_down (W m-2)
+            pert[k].append(values.members(k, np.ones(x.size) if k != "lw_down" else np.zeros(x.size)))
     return z, {k: np.array(v) for k, v in pert.items()}
 
 
@@ -125,18 +122,26 @@ def test_split_invariance_and_restart():
         fresh.standard_fields(20)
 
 
-def test_apply_in_place_and_bad_input():
+def test_member_forcing_and_bad_input():
+    """The per-member forcing reuses one buffer; it is what lsm.step applies: base x factor, base + offset."""
     x, y = _line_cells(10)
     p = ForcingPerturbations(PerturbationSettings(), seed=1, dt_s=3600, x_m=x, y_m=y, n_members=3)
-    f = {"precip": np.ones((10, 3)), "sw_down": np.full((10, 3), 500.0), "lw_down": np.full((10, 3), 300.0),
-         "t_air": np.full((10, 3), 290.0)}
-    ids = {k: id(v) for k, v in f.items()}
-    p.apply(0, f)
-    assert {k: id(v) for k, v in f.items()} == ids
-    assert np.all(f["t_air"] == 290.0)  # t_air std 0: untouched
-    assert not np.allclose(f["precip"], 1.0)
-    with pytest.raises(ValueError, match="precip"):
-        p.apply(1, {"precip": np.ones((10, 2))})
+    a = p.perturbation(0)
+    assert a.names == ("precip", "sw_down", "lw_down")  # t_air std 0: not perturbed
+    assert a.values.shape == (10, 3, 3) and np.all(a.values[:, :2] > 0)
+    first = a.values.copy()
+    b = p.perturbation(1)
+    assert b.values is a.values and not np.array_equal(first, b.values)
+    z = p.standard_fields(1)  # the same step: the clipped unit fields behind the values
+    np.testing.assert_allclose(np.log(b.values[:, 0, :]), p._a[0] + p._b[0] * np.clip(z[..., 0], -3, 3), rtol=1e-12)
+    np.testing.assert_allclose(b.values[:, 2, :], 20.0 * np.clip(z[..., 2], -3, 3), rtol=1e-12)
+    base = np.full(10, 300.0)
+    np.testing.assert_array_equal(b.members("lw_down", base), base[:, None] + b.values[:, 2, :])
+    np.testing.assert_array_equal(b.members("t_air", base), np.full((10, 3), 300.0))
+    np.testing.assert_allclose(b.ensemble_mean("precip", base), (base[:, None] * b.values[:, 0, :]).mean(axis=1),
+                               rtol=1e-14)
+    with pytest.raises(ValueError, match="consecutive"):
+        p.perturbation(5)
     with pytest.raises(ValueError, match="positive-definite"):
         PerturbationSettings(corr_precip_sw=-0.99, corr_precip_lw=0.99, corr_sw_lw=0.9)
     with pytest.raises(ValueError, match="precip_std"):

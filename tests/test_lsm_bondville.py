@@ -68,9 +68,9 @@ def run_year(workdir, forcing_path=BONDVILLE):
     for k in range(drv.n_steps):
         drv.run(stop_after_days=1 / per_day)  # one step of the driver's loop
         day = k // per_day
-        flux["precip"][day] += drv.forcing["precip"][:, 0] * dt
+        flux["precip"][day] += drv.forcing["precip"] * dt  # one member, perturbations off: the base field
         for name in lsm.FLUXES:
-            flux[name][day] += run.fluxes[name][:, 0] * dt
+            flux[name][day] += run.fluxes.mean[lsm.F[name]] * dt
         for name in STATE_OUT:
             state[name][day] += run.state[name][:, 0] / per_day
     assert drv.step0 == drv.n_steps and drv.exp.n == len(SOILS)

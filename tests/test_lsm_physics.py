@@ -5,16 +5,26 @@ import math
 import numpy as np
 import pytest
 
-from smda.constants import CP_AIR, LV, SIGMA
+from smda.constants import (
+    CP_AIR,
+    LV,
+    SIGMA,
+    saturation_vapour_pressure,
+    saturation_vapour_pressure_slope,
+    specific_humidity,
+    specific_humidity_slope,
+)
 from smda.model import lsm, soil
 from smda.model.state import State, water_storage
 
 DT = 1800.0
 N_MEM = 3
+# neutral bulk coefficient of heat and vapour over bare soil (z0 0.01 m, z 10 m, z0h = z0 / 10: Garratt 1992)
+CHN_BARE = 0.4**2 / (math.log(10.0 / 0.01) * (math.log(10.0 / 0.01) + math.log(10.0)))
 
 
 def _forcing(n_cells, precip=0.0, sw=0.0, lw=300.0, t=290.0, q=0.006, p=1.0e5, wind=3.0):
-    shape = (n_cells, N_MEM)
+    shape = (n_cells,)  # base fields: every member has them unless a Perturbation says otherwise
     return {"precip": np.full(shape, precip), "sw_down": np.full(shape, sw), "lw_down": np.full(shape, lw),
             "t_air": np.full(shape, t), "q_air": np.full(shape, q), "p_surf": np.full(shape, p),
             "wind": np.full(shape, wind)}
@@ -42,7 +52,7 @@ class Budget:
 
     def step(self, forcing):
         lsm.step(self.state, forcing, self.params, self.veg, DT, self.fluxes)
-        self.p += forcing["precip"] * DT
+        self.p += forcing["precip"][:, None] * DT
         for name in lsm.WATER_LOSSES:
             self.loss += self.fluxes[name] * DT
         for name in lsm.FLUXES:
@@ -160,7 +170,7 @@ def test_dry_down_warms_midday_skin():
         _diurnal(f, k, 850.0, 297.0)
         lsm.step(state, f, params, veg, DT, fl)
         if (k * DT / 3600.0) % 24.0 == 12.0:
-            excess.append(float(state.t_skin[0, 0] - f["t_air"][0, 0]))
+            excess.append(float(state.t_skin[0, 0] - f["t_air"][0]))
     assert excess[-1] > excess[0] + 1.5 and np.all(np.diff(excess[3:]) > 0)
     assert state.sm_surface[0, 0] < 0.17 < state.sm_rootzone[0, 0]
 
@@ -191,8 +201,8 @@ def test_one_year_synthetic_closure_and_restart_equivalence():
         _diurnal(f, k, 300.0 + 500.0 * math.sin(math.pi * day / 365.0), 268.0 + 30.0 * math.sin(math.pi * day / 365.0))
         f["precip"][...] = 4.0 / 3600.0 if (k % 240) < 12 else 0.0  # 24 mm every 5 days
         f["precip"][1] *= 2.0
-        f["q_air"][...] = 0.7 * 0.622 * 611.2 * math.exp(17.67 * (f["t_air"][0, 0] - 273.15)
-                                                          / (f["t_air"][0, 0] - 29.65)) / 1e5
+        f["q_air"][...] = 0.7 * 0.622 * 611.2 * math.exp(17.67 * (f["t_air"][0] - 273.15)
+                                                          / (f["t_air"][0] - 29.65)) / 1e5
         b.step(f)
         if k == n_steps - 49:
             saved = (state.to_dict(), {key: v.copy() for key, v in f.items()})
@@ -207,8 +217,8 @@ def test_one_year_synthetic_closure_and_restart_equivalence():
         _diurnal(f2, k, 300.0 + 500.0 * math.sin(math.pi * day / 365.0), 268.0 + 30.0 * math.sin(math.pi * day / 365.0))
         f2["precip"][...] = 4.0 / 3600.0 if (k % 240) < 12 else 0.0
         f2["precip"][1] *= 2.0
-        f2["q_air"][...] = 0.7 * 0.622 * 611.2 * math.exp(17.67 * (f2["t_air"][0, 0] - 273.15)
-                                                           / (f2["t_air"][0, 0] - 29.65)) / 1e5
+        f2["q_air"][...] = 0.7 * 0.622 * 611.2 * math.exp(17.67 * (f2["t_air"][0] - 273.15)
+                                                           / (f2["t_air"][0] - 29.65)) / 1e5
         lsm.step(st2, f2, params, veg, DT, fl2)
     assert np.array_equal(st2.data, state.data)
 
@@ -219,20 +229,48 @@ def test_cells_and_members_are_independent():
     params, state, veg = _setup(*SOILS, fveg=0.4, lai=2.0, sm=0.2)
     state.sm_rootzone[...] = rng.uniform(0.1, 0.35, state.sm_rootzone.shape)
     f = _forcing(3, precip=1e-3, sw=500.0)
-    f["t_air"][...] = rng.uniform(280, 300, (3, N_MEM))
+    offsets = np.ascontiguousarray(rng.uniform(-10, 10, (3, 1, N_MEM)))  # t_air of every member
     full = state.copy()
     fl = lsm.Fluxes(3, N_MEM)
-    lsm.step(full, f, params, veg, DT, fl)
+    lsm.step(full, f, params, veg, DT, fl, lsm.Perturbation(("t_air",), offsets))
     for c in range(3):
         part = State(state.data[c:c + 1].copy())
         fp = lsm.Fluxes(1, N_MEM)
-        lsm.step(part, {k: np.ascontiguousarray(v[c:c + 1]) for k, v in f.items()}, params.subset([c]),
-                 {k: v[c:c + 1] for k, v in veg.items()}, DT, fp)
+        lsm.step(part, {k: v[c:c + 1] for k, v in f.items()}, params.subset([c]), {k: v[c:c + 1] for k, v in veg.items()},
+                 DT, fp, lsm.Perturbation(("t_air",), offsets[c:c + 1].copy()))
         assert np.array_equal(part.data[0], full.data[c])
         assert np.array_equal(fp.data[:, 0], fl.data[:, c])
     rev = State(np.ascontiguousarray(state.data[:, :, ::-1]))
-    lsm.step(rev, {k: np.ascontiguousarray(v[:, ::-1]) for k, v in f.items()}, params, veg, DT, fl)
+    lsm.step(rev, f, params, veg, DT, fl, lsm.Perturbation(("t_air",), np.ascontiguousarray(offsets[:, :, ::-1])))
     assert np.array_equal(rev.data[:, :, ::-1], full.data)
+
+
+def test_perturbed_members_equal_single_runs_with_their_forcing():
+    """A member of a perturbed ensemble step is the one-member step with its own forcing (base x factor for
+    precipitation and shortwave, base + offset for longwave and air temperature), bit for bit; the ensemble
+    means of fluxes and state are the means over members, whether or not the members' fluxes are kept."""
+    rng = np.random.default_rng(7)
+    params, state, veg = _setup(*SOILS, fveg=0.5, lai=2.5, sm=0.25, swe=5.0, canopy_water=0.1)
+    state.sm_surface[...] = rng.uniform(0.05, 0.4, state.sm_surface.shape)
+    f = _forcing(3, precip=2e-4, sw=400.0, lw=320.0, t=274.0)
+    values = np.ascontiguousarray(np.stack([rng.lognormal(0, 0.5, (3, N_MEM)), rng.lognormal(0, 0.3, (3, N_MEM)),
+                                            rng.normal(0, 20, (3, N_MEM)), rng.normal(0, 2, (3, N_MEM))], axis=1))
+    pert = lsm.Perturbation(lsm.PERTURBABLE, values)
+    ens, fl = state.copy(), lsm.Fluxes(3, N_MEM)
+    lsm.step(ens, f, params, veg, DT, fl, pert)
+    for m in range(N_MEM):
+        one, f1 = State(np.ascontiguousarray(state.data[:, :, m:m + 1])), lsm.Fluxes(3, 1)
+        fm = dict(f, **{k: pert.members(k, f[k])[:, m].copy() for k in lsm.PERTURBABLE})
+        lsm.step(one, fm, params, veg, DT, f1)
+        assert np.array_equal(one.data[:, :, 0], ens.data[:, :, m])
+        assert np.array_equal(f1.data[:, :, 0], fl.data[:, :, m]) and np.array_equal(f1.flags[:, :, 0], fl.flags[:, :, m])
+    np.testing.assert_allclose(fl.mean, fl.data.mean(axis=2), rtol=1e-14, atol=1e-300)
+    np.testing.assert_allclose(fl.state_mean, ens.data.mean(axis=2).T, rtol=1e-14)
+    lean, fm = state.copy(), lsm.Fluxes(3, N_MEM, per_member=False)
+    lsm.step(lean, f, params, veg, DT, fm, pert)
+    assert np.array_equal(lean.data, ens.data) and np.array_equal(fm.mean, fl.mean) and fm.data.size == 0
+    with pytest.raises(AttributeError, match="ensemble means only"):
+        fm.latent_heat  # noqa: B018
 
 
 def test_bare_soil_evaporation_matches_bulk_formula():
@@ -248,12 +286,37 @@ def test_bare_soil_evaporation_matches_bulk_formula():
     q0 = 0.622 * es / (1e5 - 0.378 * es)
     dq0 = 0.622 * 1e5 / (1e5 - 0.378 * es) ** 2 * es * 17.67 * 243.5 / (ts0 - 29.65) ** 2
     rho = 1e5 / (287.05 * 298.15 * (1 + 0.61 * 0.010))
-    ch = (0.4 / math.log(10.0 / 0.01)) ** 2
+    ch = CHN_BARE
     e_expected = rho * ch * 4.0 * (q0 + dq0 * (ts1 - ts0) - 0.010)
     assert fl.soil_evaporation[0, 0] == pytest.approx(e_expected, rel=1e-12)
     assert fl.latent_heat[0, 0] == pytest.approx(LV * e_expected, rel=1e-12)
     assert fl.sensible_heat[0, 0] == pytest.approx(rho * CP_AIR * ch * 4.0 * (ts1 - 298.15), rel=1e-12)
     assert fl.transpiration[0, 0] == 0.0 and fl.interception_loss[0, 0] == 0.0
+
+
+@pytest.mark.parametrize("rel_hum", [0.2, 0.6])
+def test_soil_evaporative_efficiency_follows_published_curve(rel_hum):
+    """SEE = Eg / Ep of bare soil against 0-5 cm moisture (one 1 s step, so the skin temperature is the same in
+    every cell): the Lee & Pielke (1992) beta (0.5 - 0.5 cos(pi wg / wfc))^2, whatever the air humidity, inside
+    the published SEE(SM) envelope: 0 at the residual moisture, 1 from field capacity, and at wfc / 2 between
+    Merlin et al.'s (2011) (0.5 - 0.5 cos(pi SM / SMmax))^P with P = 3 (0.125) and DISPATCH's linear SM / SMp
+    (0.5, Merlin et al. 2012). The former "alpha" form gave SEE = 0 below hu = q_a / qsat(Ts) (0.35 wfc here)."""
+    n = 41
+    params, state, veg = _setup(np.full(n, 0.4), np.full(n, 0.2), fveg=0.0, lai=0.0, sm=0.25, t=303.0)
+    wfc, wres = params.wfc[0], params.wres[0]
+    wg = np.linspace(wres, 1.2 * wfc, n)
+    state.sm_surface[...] = wg[:, None]
+    es = 611.2 * math.exp(17.67 * 30.0 / (303.0 - 29.65))
+    f = _forcing(n, sw=0.0, lw=400.0, t=303.0, q=0.622 * rel_hum * es / (1e5 - 0.378 * rel_hum * es), wind=3.0)
+    fl = lsm.Fluxes(n, N_MEM)
+    lsm.step(state, f, params, veg, 1.0, fl)
+    see = fl.soil_evaporation[:, 0] / fl.soil_evaporation[-1, 0]
+    expected = np.where(wg < wfc, (0.5 - 0.5 * np.cos(np.pi * wg / wfc)) ** 2, 1.0)
+    np.testing.assert_allclose(see, expected, rtol=1e-3, atol=1e-6)
+    assert see[0] < 0.01 and np.all(np.diff(see) >= 0) and np.all(see[wg >= wfc] == pytest.approx(1.0, abs=1e-6))
+    half = float(np.interp(0.5 * wfc, wg, see))
+    assert 0.125 < half < 0.5
+    assert np.all(fl.soil_evaporation[wg >= 0.3 * wfc, 0] > 0.0)
 
 
 def test_energy_balance_backward_euler():
@@ -269,7 +332,7 @@ def test_energy_balance_backward_euler():
     ts1, ts0, t2 = state.t_skin[0, 0], 290.0, 285.0
     emis, alb = params.emissivity[0], params.albedo[0]
     rho = 1e5 / (287.05 * 290.0)
-    chv = (0.4 / math.log(10.0 / 0.01)) ** 2 * 2.0
+    chv = CHN_BARE * 2.0
     cg = params.cgsat[0] * (params.wsat[0] / 0.2) ** (params.b[0] / (2 * math.log(10)))
     f0 = (1 - alb) * 700 + emis * 320 - emis * SIGMA * ts0**4 - rho * CP_AIR * chv * (ts0 - 290.0)
     k = 4 * emis * SIGMA * ts0**3 + rho * CP_AIR * chv
@@ -279,6 +342,18 @@ def test_energy_balance_backward_euler():
     lhs = (ts1 - ts0) / DT
     rhs = cg * (f0 - k * (ts1 - ts0) - le_small) - omega * (ts1 - t2)
     assert lhs == pytest.approx(rhs, rel=2e-2)
+
+
+def test_qsat_is_the_shared_formula():
+    """The kernel's saturation humidity and its slope (reciprocals of the shared denominators) equal the
+    smda.constants formulas to round-off, including the cap at half the pressure."""
+    for t in (230.0, 273.15, 300.0, 330.0, 380.0):
+        for p in (5.0e4, 1.0e5):
+            es = min(saturation_vapour_pressure(t), 0.5 * p)
+            des = saturation_vapour_pressure_slope(t, es) if es < 0.5 * p else 0.0
+            q, dq = lsm._qsat(t, p)
+            assert q == pytest.approx(specific_humidity(es, p), rel=1e-14)
+            assert dq == pytest.approx(specific_humidity_slope(es, p) * des, rel=1e-14, abs=0.0)
 
 
 def test_priestley_taylor_reference():
@@ -305,7 +380,12 @@ def test_step_bad_input():
     with pytest.raises(ValueError, match="t_air"):
         lsm.step(state, bad, params, veg, DT, fl, check=True)
     with pytest.raises(ValueError, match="float64"):
-        lsm.step(state, dict(f, wind=np.ones((1, N_MEM), dtype=np.float32)), params, veg, DT, fl)
-    # (n_cells,) forcing is broadcast over members
-    lsm.step(state, dict(f, t_air=np.array([290.0])), params, veg, DT, fl, check=True)
+        lsm.step(state, dict(f, wind=np.ones(1, dtype=np.float32)), params, veg, DT, fl)
+    with pytest.raises(ValueError, match="Perturbation"):  # members differ only through a Perturbation
+        lsm.step(state, dict(f, t_air=np.full((1, N_MEM), 290.0)), params, veg, DT, fl)
+    with pytest.raises(ValueError, match="names"):
+        lsm.Perturbation(("q_air",), np.ones((1, 1, N_MEM)))
+    with pytest.raises(ValueError, match="perturbation values"):
+        lsm.step(state, f, params, veg, DT, fl, lsm.Perturbation(("precip",), np.ones((1, 1, N_MEM + 1))))
+    lsm.step(state, f, params, veg, DT, fl, check=True)
     assert np.all(np.isfinite(state.data))
