@@ -1,9 +1,12 @@
 """Throughput of one ensemble analysis: 1e6 cells x 32 members x 5 updated variables, ~1000 coarse
-observations on a 36 km grid, LETKF with weight interpolation vs the exact per-cell LETKF (timed on a
-subset and extrapolated), plus the tapered stochastic EnKF.
+observations on a 36 km grid, LETKF with weight interpolation (lattice solves and blocked application
+timed apart) vs the exact per-cell LETKF (timed on a subset and extrapolated), plus the tapered
+stochastic EnKF; then the multiscale cost: the same analysis with extra 3 km observations (random
+3 km pixels of the domain), as a function of their number.
 
 Usage: python benchmarks/analysis.py [--side 1000] [--members 32] [--radius-km 50] [--spacing-km 9]
-Prints wall-clock times (one core, after JIT warm-up) and the speed-up of weight interpolation.
+    [--fine 0 5000 20000] [--repeat 3]
+Prints median CPU seconds of this process (one core, after JIT warm-up; the machine may be shared).
 """
 
 import argparse
@@ -11,13 +14,16 @@ import time
 
 import numba
 import numpy as np
+from _timing import median_time
 
-from smda.assimilation.filters import make_filter
+from smda.assimilation.filters import letkf, make_filter
 from smda.model.streams import normal_field
 
 
-def problem(side, n, n_vars, obs_spacing_km=36.0):
-    gx, gy = np.meshgrid(np.arange(side), np.arange(side), indexing="ij")
+def problem(side, n, n_vars, obs_spacing_km=36.0, n_fine=0):
+    """Cells in row-major order (as smda orders them), coarse observations on a 36 km grid, and ``n_fine``
+    extra observations at the centres of distinct random 3 km pixels of the domain."""
+    gy, gx = np.meshgrid(np.arange(side)[::-1], np.arange(side), indexing="ij")  # row-major, as smda orders cells
     cell_xy = np.stack([gx.ravel(), gy.ravel()], 1) * 1000.0 + 500.0
     gid = np.arange(side * side)
     base = normal_field(1, "bench.state", gid, n, 0)
@@ -27,6 +33,11 @@ def problem(side, n, n_vars, obs_spacing_km=36.0):
     n_side = int(np.ceil(side / obs_spacing_km)) + 4
     ox, oy = np.meshgrid(np.arange(n_side), np.arange(n_side), indexing="ij")
     obs_xy = (np.stack([ox.ravel(), oy.ravel()], 1) - 2 + 0.5) * obs_spacing_km * 1000.0
+    if n_fine:
+        n3 = side // 3
+        pick = np.random.default_rng(3).choice(n3 * n3, size=min(n_fine, n3 * n3), replace=False)
+        fine = (np.stack([pick // n3, pick % n3], 1) + 0.5) * 3000.0
+        obs_xy = np.concatenate([obs_xy, fine])
     n_obs = obs_xy.shape[0]
     oid = np.arange(n_obs)
     HX = 250.0 + 3.0 * normal_field(2, "bench.hx", oid, n, 0)
@@ -35,9 +46,30 @@ def problem(side, n, n_vars, obs_spacing_km=36.0):
 
 
 def timed(flt, X, cell_xy, HX, y, r, oxy, ids):
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     flt.analyse(X, cell_xy, HX, y, r, oxy, obs_ids=ids, cycle=1, lower=0.0, upper=0.5)
-    return time.perf_counter() - t0
+    return time.process_time() - t0
+
+
+def stages(X, cell_xy, HX, y, r, oxy, radius_km, spacing_km, repeat):
+    """Median CPU s of the two stages of the interpolated LETKF: lattice solves, blocked application."""
+    cx, cy = cell_xy[:, 0].copy(), cell_xy[:, 1].copy()
+    ybar = HX.mean(axis=1)
+    Yp, d, s = np.ascontiguousarray(HX - ybar[:, None]), y - ybar, spacing_km * 1000.0
+    ox, oy = oxy[:, 0].copy(), oxy[:, 1].copy()
+    px, py, needed, i0, j0, ny = letkf.analysis_lattice(cx, cy, s)
+    Tgrid = np.zeros((px.size, X.shape[2], X.shape[2]))
+    t_lat = median_time(lambda: letkf.lattice_weights(px, py, needed, ox, oy, Yp, d, 1.0 / r, radius_km * 1000.0, 0.0,
+                                                      0.0, 1.02**2, Tgrid), repeat, clock=time.process_time)
+    lo, hi, clip = np.zeros((1, X.shape[1])), np.full((1, X.shape[1]), 0.5), np.zeros((X.shape[1], 3))
+    Xw = X.copy()
+
+    def apply():
+        Xw[...] = X
+        letkf.interpolate_apply(Xw, cx, cy, s, i0, j0, ny, Tgrid, 0.0, 0.0, lo, hi, clip)
+    t_copy = median_time(lambda: Xw.__setitem__(Ellipsis, X), repeat, clock=time.process_time)
+    t_app = median_time(apply, repeat, clock=time.process_time) - t_copy
+    return t_lat, t_app, int(needed.sum())
 
 
 def main():
@@ -48,26 +80,39 @@ def main():
     ap.add_argument("--radius-km", type=float, default=50.0, help="Gaspari-Cohn half-width c")
     ap.add_argument("--spacing-km", type=float, default=9.0, help="analysis lattice spacing")
     ap.add_argument("--subset", type=int, default=20000, help="cells timed for the exact LETKF and EnKF")
+    ap.add_argument("--fine", type=int, nargs="*", default=[0, 5000, 20000], help="numbers of extra 3 km observations")
+    ap.add_argument("--repeat", type=int, default=3)
     a = ap.parse_args()
     numba.set_num_threads(1)
     X, cell_xy, HX, y, r, oxy, ids = problem(a.side, a.members, a.vars)
     n_cells = X.shape[0]
     print(f"cells {n_cells}, members {a.members}, variables {a.vars}, observations {len(y)}, "
-          f"radius c = {a.radius_km} km (cut-off {2 * a.radius_km} km)")
+          f"radius c = {a.radius_km} km (cut-off {2 * a.radius_km} km); CPU seconds, median of {a.repeat}")
     small = slice(0, 2000)
     interp = make_filter("letkf", loc_radius_km=a.radius_km, analysis_spacing_km=a.spacing_km, inflation=1.02)
     exact = make_filter("letkf", loc_radius_km=a.radius_km, weight_interpolation=False, inflation=1.02)
     enkf = make_filter("enkf", loc_radius_km=a.radius_km, inflation=1.02)
     for flt in (interp, exact, enkf):  # JIT warm-up
         timed(flt, np.ascontiguousarray(X[small]), cell_xy[small], HX, y, r, oxy, ids)
-    t_int = timed(interp, X, cell_xy, HX, y, r, oxy, ids)
-    print(f"LETKF weight interpolation (spacing {a.spacing_km} km): {t_int:.2f} s for all cells")
+    Xw = X.copy()
+
+    def whole():
+        Xw[...] = X
+        timed(interp, Xw, cell_xy, HX, y, r, oxy, ids)
+    t_int = median_time(whole, a.repeat, clock=time.process_time)
+    print(f"LETKF weight interpolation (spacing {a.spacing_km} km): {t_int:.2f} s for all cells (incl. a copy of X)")
     sub = slice(0, a.subset)
     t_ex = timed(exact, np.ascontiguousarray(X[sub]), cell_xy[sub], HX, y, r, oxy, ids) * n_cells / a.subset
     print(f"LETKF exact per cell: {t_ex:.1f} s extrapolated from {a.subset} cells")
     print(f"speed-up of weight interpolation: {t_ex / t_int:.1f}x")
     t_en = timed(enkf, np.ascontiguousarray(X[sub]), cell_xy[sub], HX, y, r, oxy, ids) * n_cells / a.subset
     print(f"stochastic EnKF (gain tapering): {t_en:.1f} s extrapolated from {a.subset} cells")
+    print("multiscale: coarse 36 km + fine 3 km observations (stages of the interpolated LETKF)")
+    for n_fine in a.fine:
+        Xf, cxy, HXf, yf, rf, oxyf, _ = problem(a.side, a.members, a.vars, n_fine=n_fine)
+        t_lat, t_app, n_pts = stages(Xf, cxy, HXf, yf, rf, oxyf, a.radius_km, a.spacing_km, a.repeat)
+        print(f"  {len(yf):6d} obs ({n_fine:6d} fine): lattice {t_lat:6.2f} s ({n_pts} points, "
+              f"{t_lat / n_pts * 1e6:6.1f} us/point) + application {t_app:5.2f} s = {t_lat + t_app:6.2f} s")
 
 
 if __name__ == "__main__":

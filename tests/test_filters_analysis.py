@@ -154,7 +154,12 @@ SPLIT_SETTINGS = [("enkf", {"loc_radius_km": 3.0, "inflation": 1.05, "seed": 9})
                   ("enkf", {"inflation": 1.05, "rtps": 0.5}),
                   ("letkf", {"loc_radius_km": 3.0, "analysis_spacing_km": 4.0, "rtpp": 0.3}),
                   ("letkf", {"loc_radius_km": 3.0, "weight_interpolation": False}),
-                  ("etkf", {"rtps": 0.7})]
+                  ("letkf", {"loc_radius_km": 3.0, "analysis_spacing_km": 4.0, "random_rotation": True,
+                             "taper_cutoff": 0.05}),
+                  ("letkf", {"loc_radius_km": 3.0, "weight_interpolation": False, "random_rotation": True}),
+                  ("eakf", {"loc_radius_km": 3.0, "taper_cutoff": 0.05}),
+                  ("etkf", {"rtps": 0.7}),
+                  ("etkf", {"random_rotation": True})]
 
 
 @pytest.mark.parametrize("name,kw", SPLIT_SETTINGS)

@@ -32,7 +32,7 @@ def test_local_obs_cutoff_is_twice_radius():
     oy = np.zeros(5)
     idx = np.empty(5, np.int64)
     rho = np.empty(5)
-    k = local_obs(0.0, 0.0, ox, oy, 1.0, 0.0, idx, rho)
+    k = local_obs(0.0, 0.0, ox, oy, 1.0, 0.0, 0.0, idx, rho)
     assert list(idx[:k]) == [0, 1, 3]
     np.testing.assert_allclose(rho[:k], gaspari_cohn_taper(np.abs(ox[[0, 1, 3]]), 1.0))
 

@@ -18,9 +18,18 @@ Usage::
     diag = flt.analyse(X, cell_xy_m, HX, y, obs_err_var, obs_xy_m, obs_ids=ids, cycle=k)
 
 ``X`` (n_cells, n_vars, N) float64 C-contiguous is updated in place: every variable given is
-updated (pass only the variables to update). Localization radius ``loc_radius_km`` is the
-Gaspari-Cohn half-width c: the taper is 0.208 at c and 0 beyond 2 c (inf: no localization).
-``period_km`` makes the x coordinate periodic (ring test problems).
+updated (pass only the variables to update). ``period_km`` makes the x coordinate periodic (ring
+test problems).
+
+Conventions, with the conversion from DAPPER / Sakov and Oke (2008) settings:
+
+- ``inflation`` is the multiplicative factor of the background *anomalies* (variance factor
+  inflation^2), as DAPPER's ``infl``: ``infl=1.013`` -> ``inflation=1.013``. A variance factor rho
+  (Hunt et al. 2007; DART) is ``inflation = sqrt(rho)``.
+- ``loc_radius_km`` is the Gaspari-Cohn half-width c: the taper is 0.208 at c and 0 beyond 2 c
+  (inf: no localization). DAPPER's ``loc_rad`` r (grid lengths) is c = 1.82 r
+  (:data:`~smda.assimilation.filters.localization.DAPPER_HALF_WIDTH`): ``loc_rad=4`` on a 1 km
+  grid -> ``loc_radius_km=7.28``. ``taper_cutoff=1e-3`` reproduces DAPPER's taper cut-off.
 
 MPI contract: X and cell_xy_m are this rank's cells; HX, y, obs_err_var, obs_xy_m and obs_ids are
 ALL observations (HX already summed across ranks). Everything in observation space is computed
@@ -46,19 +55,34 @@ from smda.registry import Registry
 
 
 @dataclass(frozen=True, kw_only=True)
-class StochasticEnKF(Filter):
+class _Localized(Filter):
+    """Settings of the localized filters.
+
+    loc_radius_km : Gaspari-Cohn half-width c in km (taper 0 beyond 2 c; inf: no localization);
+        DAPPER's radius r converts as c = 1.82 r
+    taper_cutoff : taper values at or below it count as 0 (the observation is not used; DAPPER: 1e-3)
+    """
+
+    loc_radius_km: float = 50.0
+    taper_cutoff: float = 0.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_radius(self.loc_radius_km)
+        if not 0.0 <= self.taper_cutoff < 1.0:
+            raise ValueError(f"taper_cutoff must be in [0, 1), got {self.taper_cutoff}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StochasticEnKF(_Localized):
     """Stochastic EnKF with perturbed observations (Burgers et al. 1998) and gain tapering.
 
-    loc_radius_km : Gaspari-Cohn half-width c in km (inf: no localization)
+    loc_radius_km : as in the localized filters, default inf (no localization)
     center_perturbations : remove the ensemble mean of the observation perturbations
     """
 
     loc_radius_km: float = math.inf
     center_perturbations: bool = True
-
-    def __post_init__(self):
-        super().__post_init__()
-        check_radius(self.loc_radius_km)
 
     def _update(self, X, cx, cy, HX, y, r, ox, oy, ids, cycle, lam, lo, hi, clip):
         n = X.shape[2]
@@ -66,18 +90,29 @@ class StochasticEnKF(Filter):
         rho_oo = None
         if math.isfinite(self.loc_radius_km) and y.size:
             rho_oo = pairwise_taper(np.stack([ox, oy], 1), np.stack([ox, oy], 1), self.loc_radius_km,
-                                    self.period_km)
+                                    self.period_km, self.taper_cutoff)
         if y.size:
             v, Yp = enkf.innovation_weights(HX, y, eps, r, lam, rho_oo)
         else:
             v = Yp = np.zeros((0, n))
         enkf.enkf_update_cells(X, cx, cy, ox, oy, Yp, v, radius_m(self.loc_radius_km),
-                               _period_m(self.period_km), lam, self.rtpp, self.rtps, lo, hi, clip)
+                               _period_m(self.period_km), self.taper_cutoff, lam, self.rtpp, self.rtps, lo, hi, clip)
+
+
+def _rotation(flt, n, cycle):
+    """The cycle's mean-preserving rotation (N, N) if ``flt.random_rotation``, else an empty (0, 0) array."""
+    return letkf.mean_preserving_rotation(flt.seed, n, cycle) if flt.random_rotation else np.empty((0, 0))
 
 
 @dataclass(frozen=True, kw_only=True)
 class ETKF(Filter):
-    """Global ensemble transform Kalman filter (symmetric square root, Hunt et al. 2007)."""
+    """Global ensemble transform Kalman filter (symmetric square root, Hunt et al. 2007).
+
+    random_rotation : multiply the transform by a random mean-preserving rotation each cycle
+        (Sakov and Oke 2008; DAPPER's ``rot=True``)
+    """
+
+    random_rotation: bool = False
 
     def _update(self, X, cx, cy, HX, y, r, ox, oy, ids, cycle, lam, lo, hi, clip):
         n = X.shape[2]
@@ -87,26 +122,29 @@ class ETKF(Filter):
         T = np.empty((n, n))
         letkf.point_weights(Yp, y - ybar, 1.0 / r, np.arange(k, dtype=np.int64), np.ones(k), k, lam,
                             np.empty((max(k, 1), n)), T)
+        if self.random_rotation:
+            T = T @ _rotation(self, n, cycle)
         letkf.apply_global_weights(X, T, self.rtpp, self.rtps, lo, hi, clip)
 
 
 @dataclass(frozen=True, kw_only=True)
-class LETKF(Filter):
+class LETKF(_Localized):
     """Local ETKF (Hunt et al. 2007) with R-localization and optional weight interpolation.
 
-    loc_radius_km : Gaspari-Cohn half-width c in km (observations beyond 2 c are not used)
+    loc_radius_km, taper_cutoff : as in the localized filters (observations beyond 2 c are not used)
     weight_interpolation : compute weights on the analysis lattice and interpolate (Yang et al.
         2009); False: one eigen-solve per cell (exact)
     analysis_spacing_km : lattice spacing; analysis points at integer multiples of it in x and y
+    random_rotation : one random mean-preserving rotation per cycle applied to every cell's
+        transform (Sakov and Oke 2008; DAPPER's ``rot=True``)
     """
 
-    loc_radius_km: float = 50.0
     weight_interpolation: bool = True
     analysis_spacing_km: float = 9.0
+    random_rotation: bool = False
 
     def __post_init__(self):
         super().__post_init__()
-        check_radius(self.loc_radius_km)
         if not (math.isfinite(self.analysis_spacing_km) and self.analysis_spacing_km > 0):
             raise ValueError(f"analysis_spacing_km must be > 0 and finite, got {self.analysis_spacing_km}")
 
@@ -116,34 +154,31 @@ class LETKF(Filter):
         d = y - ybar
         rinv = 1.0 / r
         radius, period = radius_m(self.loc_radius_km), _period_m(self.period_km)
+        n = X.shape[2]
+        rotation = _rotation(self, n, cycle)
         if not self.weight_interpolation:
-            letkf.letkf_exact_cells(X, cx, cy, ox, oy, Yp, d, rinv, radius, period, lam, self.rtpp,
-                                    self.rtps, lo, hi, clip)
+            letkf.letkf_exact_cells(X, cx, cy, ox, oy, Yp, d, rinv, radius, period, self.taper_cutoff, lam,
+                                    rotation, self.rtpp, self.rtps, lo, hi, clip)
             return
         s = self.analysis_spacing_km * 1000.0
         px, py, needed, i0, j0, ny = letkf.analysis_lattice(cx, cy, s)
-        n = X.shape[2]
         Tgrid = np.zeros((px.size, n, n))
-        letkf.lattice_weights(px, py, needed, ox, oy, Yp, d, rinv, radius, period, lam, Tgrid)
+        letkf.lattice_weights(px, py, needed, ox, oy, Yp, d, rinv, radius, period, self.taper_cutoff, lam, Tgrid)
+        if rotation.size:  # linear: rotating the lattice weights rotates the interpolated ones
+            Tgrid = np.ascontiguousarray(Tgrid @ rotation)
         letkf.interpolate_apply(X, cx, cy, s, i0, j0, ny, Tgrid, self.rtpp, self.rtps, lo, hi, clip)
 
 
 @dataclass(frozen=True, kw_only=True)
-class EAKF(Filter):
+class EAKF(_Localized):
     """Serial ensemble adjustment Kalman filter (Anderson 2001, 2003) with localization.
 
-    loc_radius_km : Gaspari-Cohn half-width c in km for the observation-observation and
-        observation-cell regressions (inf: no localization)
+    loc_radius_km, taper_cutoff : as in the localized filters, for the observation-observation and
+        observation-cell regressions
 
     Observations are processed one at a time in ascending global observation id, so every MPI
     rank does the same sequence.
     """
-
-    loc_radius_km: float = 50.0
-
-    def __post_init__(self):
-        super().__post_init__()
-        check_radius(self.loc_radius_km)
 
     def _update(self, X, cx, cy, HX, y, r, ox, oy, ids, cycle, lam, lo, hi, clip):
         order = np.argsort(ids, kind="stable")
@@ -153,8 +188,9 @@ class EAKF(Filter):
         Hp = np.empty_like(HXs)
         dH = np.empty_like(HXs)
         g = np.empty(ys.size)
-        eakf.observation_increments(HXs, ys, rs, oxs, oys, radius, period, lam, Hp, dH, g)
-        eakf.eakf_update_cells(X, cx, cy, oxs, oys, Hp, dH, g, radius, period, lam, self.rtpp, self.rtps,
+        cut = self.taper_cutoff
+        eakf.observation_increments(HXs, ys, rs, oxs, oys, radius, period, cut, lam, Hp, dH, g)
+        eakf.eakf_update_cells(X, cx, cy, oxs, oys, Hp, dH, g, radius, period, cut, lam, self.rtpp, self.rtps,
                                lo, hi, clip)
 
 

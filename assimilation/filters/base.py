@@ -26,9 +26,13 @@ logger = logging.getLogger(__name__)
 class Filter(abc.ABC):
     """Settings shared by all filters.
 
-    inflation : multiplicative prior (variance) inflation lambda >= 1
-    adaptive_inflation : estimate lambda each cycle from innovations (then ``inflation`` is a floor)
-    adaptive_inflation_max : upper bound of the adaptive estimate
+    inflation : multiplicative prior inflation *of the anomalies*, a >= 1: X'_b <- a X'_b, so the
+        background variance is multiplied by lambda = a^2. This is the factor of Anderson and Anderson
+        (1999), Sakov and Oke (2008) and DAPPER's ``infl`` (take their value as it is); a variance
+        factor rho (Hunt et al. 2007; DART) converts as a = sqrt(rho), e.g. rho = 1.04 -> a = 1.0198
+    adaptive_inflation : estimate the variance factor each cycle from innovations; the anomaly factor
+        used is max(inflation, sqrt(estimate))
+    adaptive_inflation_max : upper bound of the adaptive estimate, as an anomaly factor
     rtps, rtpp : relaxation to prior spread / perturbations, in [0, 1]
     gross_error_sigma : background check threshold in units of sqrt(sigma_HX^2 + R) (inf: off)
     period_km : period of the x coordinate for ring problems (None: plane)
@@ -37,7 +41,7 @@ class Filter(abc.ABC):
 
     inflation: float = 1.0
     adaptive_inflation: bool = False
-    adaptive_inflation_max: float = 2.0
+    adaptive_inflation_max: float = math.sqrt(2.0)
     rtps: float = 0.0
     rtpp: float = 0.0
     gross_error_sigma: float = math.inf
@@ -46,7 +50,7 @@ class Filter(abc.ABC):
 
     def __post_init__(self):
         check_inflation(self.inflation, self.rtps, self.rtpp)
-        if not self.adaptive_inflation_max >= 1.0:
+        if not (math.isfinite(self.adaptive_inflation_max) and self.adaptive_inflation_max >= 1.0):
             raise ValueError(f"adaptive_inflation_max must be >= 1, got {self.adaptive_inflation_max}")
         if not self.gross_error_sigma > 0:
             raise ValueError(f"gross_error_sigma must be > 0, got {self.gross_error_sigma}")
@@ -61,7 +65,8 @@ class Filter(abc.ABC):
         """Analyse the ensemble X in place; see the module docstring for the arguments.
 
         Returns :class:`smda.assimilation.filters.diagnostics.AnalysisDiagnostics` (O-F statistics of the used
-        observations, per-observation O-F and HX spread, used mask, inflation, clipped amounts).
+        observations, per-observation O-F and HX spread, used mask, the anomaly inflation factor used,
+        clipped amounts).
         """
         a = _check_inputs(X, cell_xy_m, HX, y, obs_err_var, obs_xy_m, obs_ids, cycle, lower, upper)
         HX, y, r, oxy, ids, lo, hi = a
@@ -70,9 +75,9 @@ class Filter(abc.ABC):
         var_all = HX.var(axis=1, ddof=1)
         used = gross_error_mask(d_all, var_all, r, self.gross_error_sigma)
         HXu, yu, ru, oxyu, idsu = HX[used], y[used], r[used], oxy[used], ids[used]
-        lam = self.inflation
+        lam = self.inflation ** 2  # the kernels take the variance factor lambda = a^2
         if self.adaptive_inflation:
-            lam = max(lam, adaptive_inflation(d_all[used], var_all[used], ru, self.adaptive_inflation_max))
+            lam = max(lam, adaptive_inflation(d_all[used], var_all[used], ru, self.adaptive_inflation_max ** 2))
         clip = np.zeros((X.shape[1], 3))
         cxy = np.ascontiguousarray(cell_xy_m, dtype=np.float64)
         if X.shape[0] > 0:
@@ -80,17 +85,17 @@ class Filter(abc.ABC):
                          np.ascontiguousarray(oxyu[:, 0]), np.ascontiguousarray(oxyu[:, 1]), idsu,
                          int(cycle), lam, lo, hi, clip)
         n_used = int(used.sum())
-        logger.debug("%s: %d obs used, %d rejected, inflation %.4f, N=%d", type(self).__name__,
-                     n_used, used.size - n_used, lam, n)
+        logger.debug("%s: %d obs used, %d rejected, anomaly inflation %.4f, N=%d", type(self).__name__,
+                     n_used, used.size - n_used, math.sqrt(lam), n)
         return AnalysisDiagnostics(
-            omf=innovation_statistics(y, HX, r, mask=used), inflation=float(lam), n_obs=int(used.size),
+            omf=innovation_statistics(y, HX, r, mask=used), inflation=math.sqrt(lam), n_obs=int(used.size),
             n_used=n_used, n_rejected=int(used.size - n_used), used=used, omf_per_obs=d_all,
             hx_spread_per_obs=np.sqrt(var_all), clipped_below=clip[:, 0].copy(),
             clipped_above=clip[:, 1].copy(), n_clipped=clip[:, 2].astype(np.int64))
 
     @abc.abstractmethod
     def _update(self, X, cx, cy, HX, y, r, ox, oy, ids, cycle, lam, lo, hi, clip):
-        """Analyse X in place with the used observations (inflation lam, bounds lo/hi, clip diagnostics)."""
+        """Analyse X in place with the used observations (variance inflation lam, bounds lo/hi, clip diagnostics)."""
 
 
 def radius_m(c_km):

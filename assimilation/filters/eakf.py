@@ -26,8 +26,9 @@ time obs i is processed, dh_i, sb2_i), the sequence is split into a single obser
 variable (:func:`eakf_update_cells`); this is the same arithmetic as interleaving them, and makes
 the result independent of the domain split (bitwise).
 
-Prior multiplicative inflation lambda scales the anomalies of HX and of the state of every cell
-that has at least one observation within 2 c by sqrt(lambda) before the sequence; RTPP/RTPS relax
+Prior multiplicative inflation lambda (a variance factor: lambda = a^2 for the setting ``inflation`` = a)
+scales the anomalies of HX and of the state of every cell that has at least one observation within
+2 c by sqrt(lambda) before the sequence; RTPP/RTPS relax
 towards the prior anomalies (before inflation) and bounds are applied afterwards, per cell and
 variable, as in :mod:`smda.assimilation.filters.enkf` and :mod:`smda.assimilation.filters.letkf`. A cell without any
 observation within 2 c is left bitwise unchanged (only the bounds are applied). An observation whose
@@ -46,7 +47,7 @@ from smda.jit import kernel
 
 
 @kernel
-def observation_increments(HX, y, r, ox, oy, radius, period, inflation, Hp, dH, g):
+def observation_increments(HX, y, r, ox, oy, radius, period, cutoff, inflation, Hp, dH, g):
     """Observation-space pass of the serial EAKF, observations in the order given.
 
     Parameters
@@ -56,6 +57,7 @@ def observation_increments(HX, y, r, ox, oy, radius, period, inflation, Hp, dH, 
     y, r : (n_obs,) observations and error variances (obs units, obs units^2)
     ox, oy : (n_obs,) observation coordinates (m)
     radius, period : Gaspari-Cohn half-width c and x period (m; inf: no localization; period 0: plane)
+    cutoff : tapers at or below it are treated as 0 (0: none)
     inflation : multiplicative prior variance inflation lambda (applied to the HX anomalies first)
     Hp : (n_obs, N) out, anomalies h_i - hb_i of the prior of obs i when processed
     dH : (n_obs, N) out, observation increments dh_i
@@ -90,7 +92,7 @@ def observation_increments(HX, y, r, ox, oy, radius, period, inflation, Hp, dH, 
             if not d2 < cut2:
                 continue
             rho = gaspari_cohn(np.sqrt(d2) / radius)
-            if rho <= 0.0:
+            if rho <= cutoff:
                 continue
             mj = member_mean(HX[j])
             c = 0.0
@@ -102,20 +104,20 @@ def observation_increments(HX, y, r, ox, oy, radius, period, inflation, Hp, dH, 
 
 
 @kernel
-def eakf_update_cells(X, cx, cy, ox, oy, Hp, dH, g, radius, period, inflation, rtpp, rtps,
+def eakf_update_cells(X, cx, cy, ox, oy, Hp, dH, g, radius, period, cutoff, inflation, rtpp, rtps,
                       lower, upper, clip):
     """Serial regression of the observation increments onto every cell, in place.
 
     X (n_cells, n_vars, N); cx, cy (n_cells,) and ox, oy (n_obs,) coordinates (m), observations in
     the processing order of :func:`observation_increments` (whose Hp, dH, g are used); radius,
-    period (m); lower, upper (1 or n_cells, n_vars) bounds; clip (n_vars, 3) accumulator.
+    period (m) and cutoff as there; lower, upper (1 or n_cells, n_vars) bounds; clip (n_vars, 3) accumulator.
     """
     n_cells, n_vars, n = X.shape
     idx, rho, xp, xa = work_buffers(ox.shape[0], n)
     s = np.sqrt(inflation)
     per_cell = lower.shape[0] > 1
     for i in range(n_cells):
-        k = local_obs(cx[i], cy[i], ox, oy, radius, period, idx, rho)  # ascending = processing order
+        k = local_obs(cx[i], cy[i], ox, oy, radius, period, cutoff, idx, rho)  # ascending = processing order
         b = i if per_cell else 0
         for v in range(n_vars):
             if k == 0:  # no observation within 2 c: unchanged (bitwise), only the bounds apply

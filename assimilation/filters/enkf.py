@@ -4,7 +4,8 @@ Burgers, van Leeuwen and Evensen (1998, doi:10.1175/1520-0493(1998)126<1719:ASIT
 Houtekamer and Mitchell (2001, doi:10.1175/1520-0493(2001)129<0123:ASEKFF>2.0.CO;2) for the tapering.
 
 For members m = 1..N, with background anomalies X' (state) and Y' = HX - mean(HX) (observation space),
-both multiplied by sqrt(lambda) (multiplicative prior inflation),
+both multiplied by sqrt(lambda) (multiplicative prior inflation; lambda = a^2 for the setting
+``inflation`` = a, the anomaly factor, see :mod:`smda.assimilation.filters.inflation`),
 
     K   = (rho_xo o X'Y'^T / (N-1)) (rho_oo o Y'Y'^T / (N-1) + R)^-1
     x_m^a = x_m + K (y + eps_m - HX_m),        eps_m ~ N(0, R)
@@ -80,11 +81,12 @@ def kalman_gain(cov_x_hx, var_hx, obs_err_var):
 
 
 @kernel
-def enkf_update_cells(X, cx, cy, ox, oy, Yp, V, radius, period, inflation, rtpp, rtps, lower, upper, clip):
+def enkf_update_cells(X, cx, cy, ox, oy, Yp, V, radius, period, cutoff, inflation, rtpp, rtps, lower, upper, clip):
     """Apply the tapered stochastic EnKF increments to every cell, in place.
 
     X (n_cells, n_vars, N); cx, cy (n_cells,) and ox, oy (n_obs,) coordinates (m); Yp, V (n_obs, N)
-    from :func:`innovation_weights`; radius, period (m; period 0 = not periodic); lower, upper
+    from :func:`innovation_weights`; radius, period (m; period 0 = not periodic); cutoff: tapers at
+    or below it are 0 (:func:`smda.assimilation.filters.localization.local_obs`); lower, upper
     (1 or n_cells, n_vars); clip (n_vars, 3) accumulator.
     """
     n_cells, n_vars, n = X.shape
@@ -92,7 +94,7 @@ def enkf_update_cells(X, cx, cy, ox, oy, Yp, V, radius, period, inflation, rtpp,
     s = np.sqrt(inflation)
     per_cell = lower.shape[0] > 1
     for i in range(n_cells):
-        k = local_obs(cx[i], cy[i], ox, oy, radius, period, idx, rho)
+        k = local_obs(cx[i], cy[i], ox, oy, radius, period, cutoff, idx, rho)
         b = i if per_cell else 0
         sk = s if k > 0 else 1.0  # a cell without local observations is left unchanged
         for v in range(n_vars):

@@ -9,7 +9,7 @@ perturbations or spread (RTPP, RTPS; :mod:`smda.assimilation.filters.inflation`)
 import numpy as np
 
 from smda.assimilation.filters.inflation import rtps_factor
-from smda.jit import inline, kernel
+from smda.jit import inline
 
 
 @inline
@@ -38,7 +38,7 @@ def prior_anomalies(x, scale, xp, xa):
     return mean
 
 
-@kernel
+@inline
 def finish_cell(xa, xpb, rtpp, rtps, lo, hi, clip, v):
     """Relax (RTPP, RTPS) and clip one analysis member vector ``xa`` (N,) in place.
 
@@ -60,6 +60,11 @@ def finish_cell(xa, xpb, rtpp, rtps, lo, hi, clip, v):
             f = rtps_factor(np.sqrt(sb / (n - 1)), np.sqrt(sa / (n - 1)), rtps)
             for m in range(n):
                 xa[m] = mean + f * (xa[m] - mean)
+    outside = 0
+    for m in range(n):  # a branch-free count first: most cells need no clipping
+        outside += (xa[m] < lo) + (xa[m] > hi)
+    if outside == 0:
+        return
     for m in range(n):
         if xa[m] < lo:
             clip[v, 0] += lo - xa[m]

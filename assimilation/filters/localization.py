@@ -13,6 +13,14 @@ Convention used throughout smda: ``loc_radius_km`` is c, the half-width; the tap
 at 2 c (the cut-off distance, beyond which observations are not used at all). GC(r = 1) = 0.208.
 An infinite radius gives a taper of 1 everywhere (no localization).
 
+The "localization radius" r of DAPPER (``loc_rad``) and of Sakov's codes is a length scale of
+Gaussian-like width: the GC taper is applied with half-width c = 1.82 r (:data:`DAPPER_HALF_WIDTH`,
+close to sqrt(10/3) = 1.826, for which GC(d/c) = 1 - d^2/(2 r^2) + O(d^3) matches
+exp(-d^2/(2 r^2)) to second order; GC = 0.603 at d = r). So r = 4 grid points gives
+c = 7.28 grid points (taper zero at 14.56), and a radius r in km gives ``loc_radius_km`` = 1.82 r.
+DAPPER also drops observations whose taper is at most 1e-3 (its cut-off); ``taper_cutoff`` does the
+same here (0, the default, keeps every observation with a positive taper).
+
 Distances are Euclidean in the projected plane (EASE-Grid 2.0 metres). With ``period_m`` the x
 axis is periodic (a ring of that circumference, used for Lorenz-96 test problems):
 dx = min(|dx| mod P, P - |dx| mod P).
@@ -24,6 +32,8 @@ measured from the cell centre to the footprint centre.
 import numpy as np
 
 from smda.jit import inline, kernel
+
+DAPPER_HALF_WIDTH = 1.82  # GC half-width c per unit of DAPPER's / Sakov's localization radius r
 
 
 @kernel
@@ -66,11 +76,12 @@ def distance2(ax, ay, bx, by, period):
 
 
 @kernel
-def local_obs(px, py, obs_x, obs_y, radius, period, idx_out, rho_out):
-    """Observations within 2 * radius of point (px, py) and their Gaspari-Cohn taper.
+def local_obs(px, py, obs_x, obs_y, radius, period, cutoff, idx_out, rho_out):
+    """Observations within 2 * radius of point (px, py) with a Gaspari-Cohn taper above ``cutoff``.
 
     Fills ``idx_out[:k]`` (int64 obs indices, ascending) and ``rho_out[:k]`` and returns k.
-    ``radius`` in the units of the coordinates (inf: all observations with taper 1).
+    ``radius`` in the units of the coordinates (inf: all observations with taper 1); ``cutoff``
+    in [0, 1) (0: every observation with a positive taper).
     """
     cut2 = 4.0 * radius * radius
     k = 0
@@ -78,7 +89,7 @@ def local_obs(px, py, obs_x, obs_y, radius, period, idx_out, rho_out):
         d2 = distance2(px, py, obs_x[o], obs_y[o], period)
         if d2 < cut2:
             rho = gaspari_cohn(np.sqrt(d2) / radius)
-            if rho > 0.0:
+            if rho > cutoff:
                 idx_out[k] = o
                 rho_out[k] = rho
                 k += 1
@@ -86,22 +97,24 @@ def local_obs(px, py, obs_x, obs_y, radius, period, idx_out, rho_out):
 
 
 @kernel
-def _pair_taper(ax, ay, bx, by, radius, period, out):
+def _pair_taper(ax, ay, bx, by, radius, period, cutoff, out):
     for i in range(ax.shape[0]):
         for j in range(bx.shape[0]):
-            out[i, j] = gaspari_cohn(np.sqrt(distance2(ax[i], ay[i], bx[j], by[j], period)) / radius)
+            rho = gaspari_cohn(np.sqrt(distance2(ax[i], ay[i], bx[j], by[j], period)) / radius)
+            out[i, j] = rho if rho > cutoff else 0.0
 
 
-def pairwise_taper(a_xy_m, b_xy_m, radius_km, period_km=None):
+def pairwise_taper(a_xy_m, b_xy_m, radius_km, period_km=None, cutoff=0.0):
     """Dense Gaspari-Cohn taper matrix (len(a), len(b)) between two sets of points (m).
 
-    Used for the observation-observation taper rho_oo of the stochastic EnKF (small: n_obs^2).
+    Tapers at or below ``cutoff`` are set to 0. Used for the observation-observation taper rho_oo
+    of the stochastic EnKF (small: n_obs^2).
     """
     a = np.ascontiguousarray(a_xy_m, dtype=np.float64)
     b = np.ascontiguousarray(b_xy_m, dtype=np.float64)
     out = np.empty((a.shape[0], b.shape[0]))
     _pair_taper(a[:, 0].copy(), a[:, 1].copy(), b[:, 0].copy(), b[:, 1].copy(),
-                float(radius_km) * 1000.0, _period_m(period_km), out)
+                float(radius_km) * 1000.0, _period_m(period_km), float(cutoff), out)
     return out
 
 
