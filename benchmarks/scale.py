@@ -106,7 +106,7 @@ def state_bytes(nl, ranks: int):
     dec = decompose(dom, ranks)
     land = np.flatnonzero(dom.land.ravel())
     cells = np.bincount(dec.rank_of_pixel[dec.pixel[land]], minlength=ranks)
-    members = (nl.observations.source == "synthetic") + nl.model.ensemble_size * (1 + (nl.assimilation.filter != "none"))
+    members = nl.twin + nl.model.ensemble_size * (1 + (nl.assimilation.filter != "none"))
     return cells, cells * 6 * 8 * members
 
 

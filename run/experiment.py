@@ -17,11 +17,11 @@ import numpy as np
 
 from smda.forcing.perturb import ForcingPerturbations, PerturbationSettings
 from smda.forcing.readers import GriddedForcing
-from smda.forcing.site import SiteForcing
+from smda.forcing.site import SiteForcing, read_station_table
 from smda.forcing.synthetic import SyntheticSettings, SyntheticWeather
 from smda.model import emission, vegetation
 from smda.model.grid import Domain
-from smda.model.parameters import ndvi_on, read_parameters, synthetic_landscape
+from smda.model.parameters import HYDRAULIC, ndvi_on, read_parameters, synthetic_landscape
 from smda.model.soil import SoilParameters, soil_parameters
 from smda.run.decomp import Decomposition, decompose
 from smda.run.namelist import Namelist
@@ -70,7 +70,7 @@ class Experiment:
     @property
     def twin(self) -> bool:
         """A twin experiment: a truth run gives the synthetic observations."""
-        return self.nl.observations.source == "synthetic"
+        return self.nl.twin
 
     def vegetation_on(self, doy: float) -> dict:
         """Vegetation of day-of-year ``doy``: ndvi, fveg, lai (m2 m-2), vwc (kg m-2), per cell."""
@@ -91,10 +91,14 @@ class Experiment:
         paths = expand_paths(f.paths, "forcing.paths")
         if f.source == "site":
             lat, lon = (float(np.mean(v)) for v in self.domain.latlon())
-            return _Located(SiteForcing(paths[0], station_elevation_m=f.station_elevation_m, fill=f.fill, lat=lat,
-                                        lon=lon, columns=f.columns, units=f.units),
+            table = read_station_table(
+                paths, columns=f.columns, units=f.units, time_format=f.time_format, time_zone=f.time_zone,
+                missing_values=f.missing_values, fill=f.fill, lat=lat, lon=lon, elevation_m=f.station_elevation_m,
+                max_gap_h=f.max_gap_h, check=f.range_check, fill_wind_ms=f.fill_wind_ms,
+                dewpoint_depression_k=f.dewpoint_depression_K)
+            return _Located(SiteForcing(table, station_elevation_m=f.station_elevation_m),
                             elevation=f.station_elevation_m is not None)  # lapse-rate correction needs it
-        return _Located(GriddedForcing(paths, f.preset))
+        return _Located(GriddedForcing(paths, f.preset, check=f.range_check))
 
     def ensemble_weather(self):
         """The ensemble's forcing: in twin experiments the truth's degraded (coarsened, biased); else the truth's."""
@@ -171,7 +175,8 @@ def build(nl: Namelist, comm=None) -> Experiment:
     bad = static["sand"] + static["clay"] > 1.0
     if np.any(bad):
         raise ValueError(f"sand + clay > 1 in {int(bad.sum())} cells (check model.sand/model.clay or the parameter file)")
-    soil = soil_parameters(static["sand"], static["clay"])
+    hydraulic = {name: static[f] for f, name in HYDRAULIC.items() if f in static}
+    soil = soil_parameters(static["sand"], static["clay"], static.get("organic_fraction"), **hydraulic)
     tau_omega = emission.igbp_parameters(static["igbp"], q_from_h=False)
     bulk = (1.0 - soil["wsat"]) * PARTICLE_DENSITY
     gidx = domain.global_index()[cells]

@@ -20,44 +20,68 @@ from smda.run.aggregate import PixelAggregator
 
 
 class ObservationOperator:
-    """H of one run: :meth:`tb`, :meth:`aggregator`, :meth:`equivalents`."""
+    """H of one run for every source of the namelist: :meth:`tb`, :meth:`aggregator`, :meth:`equivalents`."""
 
     def __init__(self, exp, nl):
-        self.exp, self.obs = exp, nl.observations
+        self.exp, self.obs = exp, nl.observations[0]  # the RTM settings (the same for every source)
 
-    def tb(self, state: State, veg, angles_deg=None):
-        """1 km TB (H, V) of every member, K: (n, N) at observations.angle_deg, or (n, N, n_angles) at each
-        of ``angles_deg`` (one RTM call for all the angles of an observation set)."""
+    def tb(self, state: State, veg, angles_deg=None, angle_deg=None):
+        """1 km TB (H, V) of every member, K: (n, N) at ``angle_deg`` (default the first source's angle_deg), or
+        (n, N, n_angles) at each of ``angles_deg`` (one RTM call for all the angles of an observation set)."""
         exp, o = self.exp, self.obs
         args = (state.sm_surface, state.t_skin, state.t_deep, state.t_skin, veg["vwc"], exp.static["clay"],
                 exp.static["sand"], exp.bulk_density)
         kw = dict(dielectric=o.dielectric, teff=o.teff, porosity=exp.soil["wsat"], **exp.tau_omega)
         if angles_deg is None:
-            return emission.brightness_temperature(*args, o.angle_deg, **kw)
+            return emission.brightness_temperature(*args, o.angle_deg if angle_deg is None else angle_deg, **kw)
         return emission.brightness_temperature_multiangle(*args, angles_deg, **kw)
 
     def aggregator(self, table: ObsTable) -> PixelAggregator:
-        """Footprint weights of ``table``'s rows on this rank's cells (Gaussian with the namelist's
-        footprint: gauss; otherwise each row's own grid box, or its field of view)."""
-        kind = "gauss" if self.obs.footprint == "gauss" else "auto"
-        return PixelAggregator(table, self.exp, kind=kind, fov_km=np.where(table.fov_km > 0, table.fov_km, self.obs.fov_km))
+        """Footprint weights of ``table``'s rows on this rank's cells: each row's own grid box (M01: its cell) or,
+        for "gauss" rows, its Gaussian field of view (``fov_km``; the sources set both)."""
+        return PixelAggregator(table, self.exp, kind="auto", fov_km=table.fov_km)
 
-    def equivalents(self, run, veg, table: ObsTable, agg: PixelAggregator, rain_24h_mm):
-        """Model equivalents HX (n_obs, N) of ``table`` from a model run (TB at each row's angle and
-        polarization, or surface SM), the footprint means of the screening fields (n_obs, 4: deep soil
-        temperature K, frozen fraction, snow fraction, rain of the last 24 h mm), and the inside fractions."""
-        N = run.state.n_members
-        if self.obs.kind == "tb":
-            angles, which = np.unique(np.round(table.angle_deg, 1), return_inverse=True)
-            tbh, tbv = self.tb(run.state, veg, angles)  # (n, N, n_angles)
-            # field columns: angle by angle, H then V, members inner; an observation's block is 2 angle + V
-            fields = [np.stack([tbh, tbv], axis=1).transpose(0, 3, 1, 2).reshape(tbh.shape[0], -1)]
-            col = 2 * which + (table.pol == "V")
-        else:
-            fields, col = [np.ascontiguousarray(run.state.sm_surface)], np.zeros(len(table), np.int64)
+    def equivalents(self, run, veg, table: ObsTable, agg: PixelAggregator, rain_24h_mm, inside_threshold, tb_out=False):
+        """Model equivalents HX (n_obs, N) of ``table`` from a model run (TB at each TB row's angle and
+        polarization, surface SM for SM rows), the footprint means of the screening fields (n_obs, 4: deep soil
+        temperature K, frozen fraction, snow fraction, rain of the last 24 h mm), the inside fractions, and with
+        ``tb_out`` the 1 km TB (H, V) (n, N) at the output angle (the first source's angle_deg) from the same RTM
+        call (else None): one RTM evaluation per model state and cycle.
+        ``inside_threshold`` (scalar or (n_obs,), > 0): HX is NaN where less of the footprint is on model cells."""
+        st = run.state
+        n, N = st.sm_surface.shape
+        thr = np.broadcast_to(np.asarray(inside_threshold, float), (len(table),))
+        is_tb = table.kind == "tb"
+        angles, which = np.unique(np.round(table.angle_deg[is_tb], 1), return_inverse=True)
+        n_ang = angles.size  # observed angles; the output angle is appended if it is not one of them
+        out_at = np.flatnonzero(angles == self.obs.angle_deg)
+        if tb_out and out_at.size == 0:
+            angles, out_at = np.append(angles, self.obs.angle_deg), [n_ang]
+        # field columns: angle by angle, H then V, members inner (an observation's block is 2 angle + V), then
+        # surface SM if any row observes it, then the screening fields; filled in place (no stacked copies)
+        n_sm = int(not is_tb.all())
+        field = np.empty((n, (2 * n_ang + n_sm) * N + 4))
+        tb = None
+        if angles.size:
+            tbh, tbv = self.tb(st, veg, angles)  # (n, N, n_angles)
+            for a in range(n_ang):
+                field[:, 2 * a * N:(2 * a + 1) * N] = tbh[:, :, a]
+                field[:, (2 * a + 1) * N:(2 * a + 2) * N] = tbv[:, :, a]
+            if tb_out:
+                tb = (np.ascontiguousarray(tbh[:, :, out_at[0]]), np.ascontiguousarray(tbv[:, :, out_at[0]]))
+            del tbh, tbv
+        col = np.zeros(len(table), np.int64)
+        col[is_tb] = 2 * which.ravel() + (table.pol[is_tb] == "V")
+        if n_sm:
+            col[~is_tb] = 2 * n_ang
+            field[:, 2 * n_ang * N:(2 * n_ang + 1) * N] = st.sm_surface
         # frozen soil: the deep (daily-mean) soil temperature below 0 C, not a frosty dawn skin
-        fields.append(np.stack([run.state.t_deep.mean(axis=1), (run.state.t_deep < T_FREEZE).mean(axis=1),
-                                run.fluxes.snow.mean(axis=1), rain_24h_mm], axis=1))
-        mean, inside = agg.mean(np.concatenate(fields, axis=1), self.obs.min_inside_fraction)
+        field[:, -4] = st.t_deep.mean(axis=1)
+        field[:, -3] = (st.t_deep < T_FREEZE).mean(axis=1)
+        field[:, -2] = run.fluxes.snow.mean(axis=1)
+        field[:, -1] = rain_24h_mm
+        mean, inside = agg.mean(field, float(thr.min()) if thr.size else 1.0)
+        del field
         hx = np.take_along_axis(mean, col[:, None] * N + np.arange(N)[None, :], axis=1)
-        return hx, mean[:, -4:], inside
+        hx[inside < thr] = np.nan
+        return hx, mean[:, -4:], inside, tb

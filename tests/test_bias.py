@@ -5,7 +5,7 @@ import pytest
 from scipy import stats
 
 from smda.assimilation.observations import bias
-from smda.assimilation.observations.bias import CDFMatcher, MeanStdMatcher
+from smda.assimilation.observations.bias import AnomalyMatcher, CDFMatcher, MeanStdMatcher
 
 
 def _samples(n, seed=0):
@@ -134,7 +134,31 @@ def test_groups_and_pentad_windows():
     assert bias.day_of_year(np.array(["2020-12-31"], "datetime64[D]"))[0] == 366
 
 
-@pytest.mark.parametrize("cls", [MeanStdMatcher, CDFMatcher])
+def test_anomaly_assimilation_exchanges_the_climatologies_only():
+    """y' = mu_ref + (y - mu_src) per (group, period): the anomaly keeps its amplitude (mean/std matching scales it)."""
+    rng = np.random.default_rng(5)
+    n = 730
+    doy = np.tile(np.arange(1, 366), 2)
+    season = 0.08 * np.sin(2 * np.pi * doy / 365.0)
+    ref = 0.20 + season + rng.normal(0.0, 0.02, n)           # the model: drier, weaker anomalies
+    src = 0.30 + 1.5 * season + rng.normal(0.0, 0.05, n)     # the observations: wetter, larger anomalies
+    g = np.zeros(n, np.int64)
+    m = AnomalyMatcher(window="month").fit(ref, src, g, doy)
+    out = m.apply(src, g, doy)
+    month = bias.period_of_doy(doy, "month")
+    for p in range(12):
+        sel = month == p
+        # known answer: the model's monthly mean plus the observation's departure from its own monthly mean
+        np.testing.assert_allclose(out[sel], ref[sel].mean() + src[sel] - src[sel].mean(), atol=1e-12)
+    anomaly = out - m.apply(np.full(n, 0.0), g, doy) - (src - 0.0)
+    np.testing.assert_allclose(anomaly, 0.0, atol=1e-12)       # a shift only: slope 1 in the observation
+    assert np.std(out - MeanStdMatcher(window="month").fit(ref, src, g, doy).apply(src, g, doy)) > 0.01
+    assert bias.MATCHERS["anomaly"] is AnomalyMatcher
+    # a group without statistics gives NaN
+    assert np.isnan(m.apply(np.array([0.3]), np.array([7]), np.array([100])))[0]
+
+
+@pytest.mark.parametrize("cls", [MeanStdMatcher, CDFMatcher, AnomalyMatcher])
 def test_netcdf_round_trip(tmp_path, cls):
     ref, src = _samples(1500, seed=8)
     g = np.repeat([3, 9, 12], 500).astype(np.int64)

@@ -98,7 +98,7 @@ def test_a_cycle_whose_observations_are_all_rejected_is_counted_and_does_not_cra
     drv.run(stop_after_days=1)
     t = drv.time_of(drv.step0)
     veg = drv.exp.vegetation_on(122.0)
-    src = drv.source
+    src = drv.source.children[0]  # the one synthetic source
     table, sm = src._observe(drv.step0, t, np.ones(len(src.pixels), bool), veg)
     table = table.with_qc(np.ones(len(table), bool), "rfi")
     before, counts = drv.analysis.state.data.copy(), (drv.cycle, drv.n_obs, drv.n_used)
@@ -114,7 +114,7 @@ def test_an_open_loop_spin_up_continues_with_the_letkf(tmp_path):
     smda("run", spin)
     ckpt = sorted((spin.parent / "out" / "restart").glob("*.nc"))[-1]
     r = smda("run", spin, "--restart", ckpt, "--set", "assimilation.filter=letkf",
-             "--set", "time.end=2019-05-06T00:00", "--set", "output.dir=assim")
+             "--set", "time.end=2019-05-06T00:00", "--set", f"output.dir={spin.parent / 'assim'}")
     out = spin.parent / "assim"
     assert "the analysis ensemble starts from the open-loop ensemble" in r.stderr
     with xr.open_dataset(out / "tiny_analysis.nc") as ds:
@@ -128,7 +128,7 @@ def test_an_ensemble_resized_on_restart_continues_every_member_from_a_stored_one
     a = case(tmp_path, end="2019-05-04T00:00")
     smda("run", a, "--stop-after-days", 1)
     ckpt = sorted((a.parent / "out" / "restart").glob("*.nc"))[-1]
-    r = smda("run", a, "--restart", ckpt, "--set", "model.ensemble_size=9", "--set", "output.dir=resized")
+    r = smda("run", a, "--restart", ckpt, "--set", "model.ensemble_size=9", "--set", f"output.dir={a.parent / 'resized'}")
     assert "ensemble resized from 6 to 9 members" in r.stderr
     final = sorted((a.parent / "resized" / "restart").glob("*.nc"))[-1]
     with xr.open_dataset(final) as ds:
@@ -155,4 +155,4 @@ def test_a_stopped_run_continued_with_other_outputs_is_told_to_use_a_new_folder(
     ckpt = sorted((a.parent / "out" / "restart").glob("*.nc"))[-1]
     r = smda("run", a, "--restart", ckpt, "--set", "assimilation.filter=letkf", check=False)
     assert r.returncode == 1 and "continue into a new output.dir" in r.stderr
-    smda("run", a, "--restart", ckpt, "--set", "assimilation.filter=letkf", "--set", "output.dir=assim")
+    smda("run", a, "--restart", ckpt, "--set", "assimilation.filter=letkf", "--set", f"output.dir={a.parent / 'assim'}")

@@ -197,6 +197,23 @@ def test_mixed_footprints_auto(domain):
     assert op.n_obs == n + 2 and op.nnz > box.nnz
 
 
+def test_m01_box_is_the_identity(domain):
+    """A 1 km observation (grid M01, box) sees exactly its cell: HX is the cell's value, weight 1; off land: no HX."""
+    rows = domain.row0 + np.array([0, 50, 110, 143])
+    cols = domain.col0 + np.array([0, 77, 20, 143])          # (110, 20) lies in the lake
+    x, y = M01.xy(rows, cols)
+    geo = SimpleNamespace(x=x, y=y, footprint=np.full(4, "M01"), row=rows, col=cols)
+    cells = _land_cells(domain)
+    op = FootprintOperator.build(geo, domain, cells)
+    field = np.random.default_rng(1).normal(size=(cells.size, 3))
+    hx, inside = finish(*op.partial_sums(field), 0.5)
+    local = (rows - domain.row0) * domain.ncols + (cols - domain.col0)
+    pos = np.searchsorted(cells, local)
+    for o in (0, 1, 3):
+        np.testing.assert_array_equal(hx[o], field[pos[o]])
+    assert inside.tolist() == [1.0, 1.0, 0.0, 1.0] and np.isnan(hx[2]).all()
+
+
 def test_bad_inputs(domain):
     geo = _pixels(domain)
     cells = np.arange(domain.n_cells)
@@ -207,7 +224,7 @@ def test_bad_inputs(domain):
     with pytest.raises(ValueError, match="duplicates"):
         FootprintOperator.build(geo, domain, np.array([0, 0]))
     bad = SimpleNamespace(**{**vars(geo), "footprint": np.full(16, "M07")})
-    with pytest.raises(ValueError, match="valid: M03"):
+    with pytest.raises(ValueError, match="valid: M01, M03"):
         FootprintOperator.build(bad, domain, cells)
     with pytest.raises(ValueError, match="fov_km"):
         FootprintOperator.build(geo, domain, cells, kind="gauss", fov_km=-1.0)
@@ -216,3 +233,77 @@ def test_bad_inputs(domain):
         op.partial_sums(np.ones((10, 2)))
     with pytest.raises(ValueError, match="inside_threshold"):
         finish(np.ones(2), np.ones((2, 1)), 0.0)
+
+
+def _mixed(domain):
+    """36 km boxes and Gaussians, M25 boxes (some partly outside the domain) and 3 km boxes."""
+    parts = [_pixels(domain, "M36"), _m25_pixels(domain), _pixels(domain, "M03")]
+    g = _pixels(domain, "M36")
+    g.footprint = np.full(g.x.size, "gauss")
+    parts.append(g)
+    geo = SimpleNamespace(**{k: np.concatenate([getattr(p, k) for p in parts]) for k in ("x", "y", "footprint", "row", "col")})
+    geo.fov_km = np.where(geo.footprint == "gauss", 20.0, np.nan)
+    return geo
+
+
+def test_pixel_operator_equals_rows_of_whole_domain_operator(domain):
+    # a pixel's operator is built on the window of its 36 km pixel: the same weights, in the same order, as the
+    # whole domain's operator restricted to the pixel's cells
+    from smda.run.decomp import decompose
+
+    geo = _mixed(domain)
+    cells = _land_cells(domain)
+    whole = FootprintOperator.build(geo, domain, cells, kind="auto", fov_km=geo.fov_km)
+    pos = np.full(domain.n_cells, -1)
+    pos[cells] = np.arange(cells.size)
+    dec = decompose(domain, 1)
+    mine = dec.cells(0)
+    for _, a, b in dec.pixel_slices(0)[::5]:
+        op = FootprintOperator.build(geo, domain, mine[a:b], kind="auto", fov_km=geo.fov_km)
+        held = np.zeros(cells.size, bool)
+        held[pos[mine[a:b]]] = True
+        local = np.full(cells.size, -1)
+        local[pos[mine[a:b]]] = np.arange(b - a)
+        for o in range(whole.n_obs):
+            s = slice(whole.indptr[o], whole.indptr[o + 1])
+            keep = held[whole.cell[s]]
+            t = slice(op.indptr[o], op.indptr[o + 1])
+            np.testing.assert_array_equal(op.cell[t], local[whole.cell[s][keep]])
+            np.testing.assert_array_equal(op.weight[t], whole.weight[s][keep])
+
+
+def test_footprint_extent_bounds_every_weight(domain):
+    from smda.assimilation.observations.operator import footprint_extent
+
+    geo = _mixed(domain)
+    cells = _land_cells(domain)
+    op = FootprintOperator.build(geo, domain, cells, kind="auto", fov_km=geo.fov_km)
+    r_lo, r_hi, c_lo, c_hi = footprint_extent(geo, kind="auto", fov_km=geo.fov_km)
+    rows = np.repeat(np.arange(op.n_obs), np.diff(op.indptr))
+    r, c = np.divmod(cells[op.cell], domain.ncols)
+    r, c = r + domain.row0, c + domain.col0
+    assert np.all((r_lo[rows] <= r) & (r <= r_hi[rows]) & (c_lo[rows] <= c) & (c <= c_hi[rows]))
+    assert np.all(r_hi - r_lo < 90) and np.all(c_hi - c_lo < 90)  # footprint-sized (Gaussian: 2 x 40 km)
+    assert (r_lo[0], r_hi[0]) == (geo.row[0] * 36 - 1, geo.row[0] * 36 + 36)  # a 36 km box: its 36 rows + margin
+
+
+def test_aggregator_equals_one_operator_on_all_cells(domain):
+    # PixelAggregator builds per-pixel operators from the observations that can reach each pixel; the sums
+    # agree with one operator over all cells (to round-off: the terms are added pixel by pixel)
+    from smda.run.aggregate import PixelAggregator
+    from smda.run.decomp import decompose
+
+    geo = _mixed(domain)
+    dec = decompose(domain, 2)
+    field = 250.0 + (domain.global_index() % 997)[:, None] * 1e-2 + np.arange(3)[None, :]
+    tot_w, tot_wx = 0.0, 0.0
+    for rank in range(2):
+        exp = SimpleNamespace(comm=None, dec=dec, rank=rank, domain=domain, cells=dec.cells(rank))
+        w, wx = PixelAggregator(geo, exp, kind="auto", fov_km=geo.fov_km).sums(field[exp.cells])
+        tot_w, tot_wx = tot_w + w, tot_wx + wx
+    cells = _land_cells(domain)
+    ref_w, ref_wx = FootprintOperator.build(geo, domain, cells, kind="auto", fov_km=geo.fov_km).partial_sums(field[cells])
+    np.testing.assert_allclose(tot_w, ref_w, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(tot_wx, ref_wx, rtol=1e-12)
+    assert np.all(ref_w[geo.footprint != "M03"] > 0) and np.any(ref_w == 0)  # 3 km pixels in the lake: none
+    assert np.any((ref_w > 0) & (ref_w < 0.99))  # footprints partly outside the domain

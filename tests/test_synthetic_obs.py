@@ -53,6 +53,32 @@ def test_error_statistics_match_configuration():
     np.testing.assert_array_equal(t3.value, t.value)
 
 
+def test_spatially_correlated_errors_and_independent_sources():
+    """error_corr_km: unit-variance errors correlated over about that length (3 km pixels, 10 km); each source
+    (stream) has its own errors and gaps; the same pixel gets the same error whatever else is observed."""
+    m03 = GRIDS["M03"]
+    rows, cols = _pixels(n_rows=120, n_cols=120, r0=1500, c0=2400)
+    n = rows.size
+    truth = {("sm", "", 0.0): np.full(n, 0.25)}
+    t0 = np.datetime64("2020-06-01T06:00")
+    cfg = SyntheticObsConfig(seed=5, footprint="M03", sm_error_std=0.05, gap_fraction=0.0, error_corr_km=10.0)
+    e = np.stack([synthetic_coarse_obs(truth, rows, cols, t0, k, cfg, grid_name="M03").value - 0.25 for k in range(40)])
+    assert e.std() == pytest.approx(0.05, rel=0.05)
+    grid = e.reshape(40, 120, 120)
+    near = np.corrcoef(grid[:, :, :-1].ravel(), grid[:, :, 1:].ravel())[0, 1]      # 3 km apart
+    far = np.corrcoef(grid[:, :, :-4].ravel(), grid[:, :, 4:].ravel())[0, 1]       # 12 km apart
+    assert near > 0.8 and abs(far) < 0.15, (near, far)
+    white = dict(vars(cfg), error_corr_km=0.0)
+    w = synthetic_coarse_obs(truth, rows, cols, t0, 0, SyntheticObsConfig(**white), grid_name="M03").value.reshape(120, 120)
+    assert abs(np.corrcoef(w[:, :-1].ravel(), w[:, 1:].ravel())[0, 1]) < 0.05
+    sub = synthetic_coarse_obs({("sm", "", 0.0): np.full(rows[::7].size, 0.25)}, rows[::7], cols[::7], t0, 0, cfg,
+                               grid_name="M03")
+    np.testing.assert_array_equal(sub.value - 0.25, e[0][::7])
+    other = synthetic_coarse_obs(truth, rows, cols, t0, 0, SyntheticObsConfig(**dict(vars(cfg), stream=1)), grid_name="M03")
+    assert abs(np.corrcoef(other.value - 0.25, e[0])[0, 1]) < 0.2
+    np.testing.assert_allclose(m03.xy(sub.row, sub.col)[0], sub.x)
+
+
 def test_gaps_and_split_invariance():
     rows, cols = _pixels()
     n = rows.size

@@ -54,7 +54,8 @@ def test_site_csv_forcing_with_generated_longwave_is_recorded(tmp_path):
                   "rh": 60.0, "ps": 920.0, "u": 3.0}).to_csv(tmp_path / "station.csv", index=False)
     case = tmp_path / "site.yaml"
     case.write_text(
-        "name: csv_site\ndomain:\n  centre: [41.3, -5.4]\n  size_km: [36, 36]\ntime:\n  start: 2019-05-01T00:00\n"
+        "name: csv_site\ndomain:\n  centre: [41.3, -5.4]\n  size_km: [36, 36]\n  landscape: synthetic\ntime:\n"
+        "  start: 2019-05-01T00:00\n"
         "  end: 2019-05-03T00:00\nmodel:\n  ensemble_size: 4\nforcing:\n  source: site\n  paths: [station.csv]\n"
         "  columns: {precip: rain_mm_h, sw_down: sw, t_air: ta, rel_hum: rh, p_surf: ps, wind: u}\n"
         "  units: {precip: mm h-1, sw_down: W m-2, t_air: K, rel_hum: '%', p_surf: hPa, wind: m s-1}\n"
@@ -66,3 +67,46 @@ def test_site_csv_forcing_with_generated_longwave_is_recorded(tmp_path):
     # without the fill the missing longwave is an error naming the file
     r = smda("run", case, "--set", "forcing.fill=[]", check=False)
     assert r.returncode == 1 and "station.csv" in r.stderr
+
+
+def test_multiscale_twin_assimilates_both_scales(tmp_path):
+    """osse_multiscale.yaml, shortened: 36 km TB and 3 km SM (Sentinel-1-like revisit) enter the same analyses."""
+    out = tmp_path / "out"
+    smda("run", REPO / "namelists" / "osse_multiscale.yaml", "--set", f"output.dir={out}", "--set", "model.ensemble_size=6",
+         "--set", "domain.size_km=[36, 36]", "--set", "time.end=2019-05-11T00:00", "--set", "output.figures=false",
+         "--set", "comparison.methods=[]", "-q")
+    diag = pd.read_csv(out / "osse_multiscale_obs_diagnostics.csv")
+    used = diag[diag["qc"] == 0]
+    by = used.groupby("source")
+    assert set(by.groups) == {"smap_tb", "s1_sm"}
+    assert set(used.loc[used["source"] == "s1_sm", "footprint"]) == {"M03"} and by.size()["s1_sm"] > 100
+    # Sentinel-1-like revisit: days 0 and 3 of a 9-day cycle (gaps of 3 and 6 days)
+    days = np.unique(pd.to_datetime(used.loc[used["source"] == "s1_sm", "time"]).dt.normalize())
+    assert {int(d) for d in np.diff(days) / np.timedelta64(1, "D")} <= {3, 6} and len(days) >= 2
+    np.testing.assert_allclose(used.loc[used["source"] == "s1_sm", "error_std"], 0.05)
+    skill = pd.read_csv(out / "osse_multiscale_skill.csv", index_col=0)
+    assert {"satellite", "satellite_s1_sm"} <= set(skill.index)
+    assert skill.loc["analysis", "ubRMSE"] < skill.loc["openloop", "ubRMSE"], skill
+    summary = (out / "osse_multiscale_obs_summary.md").read_text()  # per source: K and m3/m3 are not pooled
+    assert "## smap_tb" in summary and "## s1_sm" in summary and summary.count("Desroziers") == 2
+
+
+@pytest.mark.parametrize("tb", [False, True], ids=["sm", "tb_with_retrieval"])
+def test_real_site_template_as_shipped_writes_the_satellite_product(tmp_path, sample_data, tb):
+    """real_site_template.yaml on the real SMAP L2 sample alone: the retrievals (product flags passed) on the 1 km
+    cells of their M36 pixels, next to the open loop and the analysis (tests/test_real_case.py adds the rest);
+    assimilating TB instead, comparison.satellite_from_tb writes the same file's retrievals."""
+    out = tmp_path / "out"
+    tb_sets = ["--set", "observations.kind=tb", "--set", "observations.error=4", "--set",
+               "comparison.satellite_from_tb=true"] if tb else []
+    smda("run", REPO / "namelists" / "real_site_template.yaml", "--set", f"output.dir={out}", "--set",
+         "model.ensemble_size=4", "--set", "output.figures=false", *tb_sets, "-q")
+    assert {p.stem for p in (out / "products").glob("*.nc")} == {"satellite", "openloop", "analysis"}
+    assert not (out / "predictors.nc").exists()
+    with xr.open_dataset(out / "products" / "satellite.nc") as s:
+        sat = s["sm_surface"].values[0]
+    values = np.unique(sat[np.isfinite(sat)]).astype(float)
+    assert values.size >= 4 and ((0.02 < values) & (values < 0.6)).all()
+    if not tb:  # every value is a retrieval of the diagnostics
+        diag = pd.read_csv(out / "real_site_obs_diagnostics.csv")
+        assert (np.abs(values[:, None] - diag["value"].to_numpy()[None, :]).min(axis=1) < 1e-6).all()

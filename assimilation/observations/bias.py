@@ -5,6 +5,7 @@ key such as the global pixel index times 2 plus the orbit) and per seasonal peri
 model (open-loop HX, the *reference*) and observation (the *source*) samples:
 
 * mean/std matching:  ``y' = mu_ref + (y - mu_src) sigma_ref / sigma_src``  (sigma_src = 0: shift only);
+* anomaly assimilation:  ``y' = mu_ref + (y - mu_src)`` (:class:`AnomalyMatcher`);
 * CDF matching:  ``y' = F_ref^-1(F_src(y))``, with both CDFs represented by ``n_quantiles`` sample
   quantiles at equally spaced probabilities (Reichle & Koster 2004, doi:10.1029/2004GL020938;
   Drusch et al. 2005, doi:10.1029/2005GL022634) and piecewise-linear interpolation between them.
@@ -207,18 +208,53 @@ class _Matcher:
                 "half_window_days": -1 if self.half_window_days is None else self.half_window_days,
                 "min_samples_meanstd": self.min_samples_meanstd}
 
-    def to_netcdf(self, path):
-        """Write the statistics (and settings, as global attributes) to a netCDF file."""
+    def to_netcdf(self, path, *, attrs=None, units=None, group_attrs=None, group_coords=None):
+        """Write the statistics (and settings, as global attributes) to a CF-1.8 netCDF file.
+
+        attrs : further global attributes (provenance: title, history, source); units : the units of the
+        rescaled values (None: the file says they are those of each group's observable); group_attrs : the
+        attributes documenting the group keys (their encoding); group_coords : name -> (values (n_groups,),
+        attributes), auxiliary coordinates along ``group`` (e.g. the observable, as flags).
+        The group keys are stored as float64 (CF-1.8 has no 64-bit integers; exact below 2**53).
+        """
         import xarray as xr
 
         if self.groups is None:
             raise ValueError("nothing to save: the matcher has not been fitted")
-        data = {k: (dims, getattr(self, k)) for k, dims in self._arrays().items()}
-        ds = xr.Dataset(data, coords={"group": self.groups, "period": np.arange(PERIODS[self.window])},
-                        attrs=self._attrs())
-        ds["method"].attrs["flag_values"] = np.array([0, 1, 2], np.int8)
-        ds["method"].attrs["flag_meanings"] = "none mean_std cdf"
-        ds.to_netcdf(path)
+        if np.abs(self.groups).max() >= 2**53:
+            raise ValueError(f"{path}: group keys above 2**53 cannot be stored exactly as float64")
+        value = {"units": units} if units else {"comment": "in the units of the group's observable"}
+        doc = {"method": ("rescaling applied in the group and period", {}),
+               "ref_mean": ("mean of the reference (model equivalent) samples", value),
+               "ref_std": ("standard deviation of the reference (model equivalent) samples", value),
+               "src_mean": ("mean of the source (observation) samples", value),
+               "src_std": ("standard deviation of the source (observation) samples", value),
+               "n_ref": ("number of reference samples", {"units": "1"}),
+               "n_src": ("number of source samples", {"units": "1"}),
+               "src_q": ("source sample quantiles at equally spaced probabilities (ties collapsed)", value),
+               "ref_q": ("reference values of the source quantiles", value),
+               "n_knots": ("number of valid quantile knots", {"units": "1"}),
+               "slope_lo": ("slope of the linear extrapolation below the lowest knot", {"units": "1"}),
+               "slope_hi": ("slope of the linear extrapolation above the highest knot", {"units": "1"})}
+        periods = {"none": "one period: the whole year", "season": "season: 0 DJF, 1 MAM, 2 JJA, 3 SON",
+                   "month": "calendar month minus 1 (365-day year; day of year 366 is in December)",
+                   "pentad": "pentad p: days of year 5p+1 to 5p+5 (365-day year; day 366 is in the last)"}
+        data = {}
+        for k, dims in self._arrays().items():
+            a = getattr(self, k)
+            data[k] = (dims, a.astype(np.int32) if a.dtype == np.int64 else a, {"long_name": doc[k][0], **doc[k][1]})
+        window = "" if self.half_window_days is None else f"; samples within {self.half_window_days} days of its centre"
+        coords = {"group": ("group", self.groups.astype(np.float64),
+                            {"long_name": "rescaling group key", "units": "1", **(group_attrs or {})}),
+                  "period": ("period", np.arange(PERIODS[self.window], dtype=np.int32),
+                             {"long_name": f"seasonal period ({self.window})", "units": "1",
+                              "comment": periods[self.window] + window})}
+        coords.update({name: ("group", v, a) for name, (v, a) in (group_coords or {}).items()})
+        ds = xr.Dataset(data, coords=coords, attrs={"Conventions": "CF-1.8", "title": f"observation rescaling "
+                                                    f"statistics ({self._kind} matching)", **(attrs or {}), **self._attrs()})
+        ds["method"].attrs.update(flag_values=np.array([_NONE, _MEANSTD, _CDF], np.int8),
+                                  flag_meanings="none mean_std cdf")
+        ds.to_netcdf(path, encoding={c: {"_FillValue": None} for c in ds.coords})
 
 
 class MeanStdMatcher(_Matcher):
@@ -299,11 +335,27 @@ class CDFMatcher(_Matcher):
         return a
 
 
-MATCHERS = Registry("rescaling method", {"meanstd": MeanStdMatcher, "cdf": CDFMatcher})
+class AnomalyMatcher(_Matcher):
+    """Anomaly assimilation: ``y' = mu_ref + (y - mu_src)`` per (group, period), the observation's anomaly from
+    its own climatology added to the model-equivalent climatology (both climatologies from the statistics file).
+
+    Unlike mean/std or CDF matching the anomaly keeps its observed amplitude: only the climatologies (the
+    seasonal cycle with ``window``, or the long-term mean) are exchanged (Kumar et al. 2012, Water Resour.
+    Res. 48, W03515, compare it with CDF matching). Statistics need
+    ``min_samples_meanstd`` samples of each; elsewhere the value is NaN.
+    """
+
+    _kind = "anomaly"
+
+    def _apply(self, y, gi, p, out):
+        _apply_anomaly(y, gi, p, self.method, self.ref_mean, self.src_mean, out)
+
+
+MATCHERS = Registry("rescaling method", {"meanstd": MeanStdMatcher, "cdf": CDFMatcher, "anomaly": AnomalyMatcher})
 
 
 def load(path):
-    """A fitted :class:`MeanStdMatcher` or :class:`CDFMatcher` from a file written by to_netcdf."""
+    """A fitted matcher (:data:`MATCHERS`) from a file written by to_netcdf."""
     import xarray as xr
 
     with xr.open_dataset(path) as ds:
@@ -317,11 +369,17 @@ def load(path):
                        tails=str(a["tails"]), tail_prob=float(a["tail_prob"]), **common)
     elif a.get("matcher") == "mean_std":
         m = MeanStdMatcher(**common)
+    elif a.get("matcher") == "anomaly":
+        m = AnomalyMatcher(**common)
     else:
         raise ValueError(f"{path}: not a bias statistics file (global attribute matcher={a.get('matcher')!r})")
-    m.groups = ds["group"].values.astype(np.int64)
+    groups = ds["group"].values
+    if np.any(groups != np.round(groups)):
+        raise ValueError(f"{path}: the group keys are not integers")
+    m.groups = groups.astype(np.int64)
     for k in m._arrays():
-        setattr(m, k, np.ascontiguousarray(ds[k].values))
+        a = ds[k].values
+        setattr(m, k, np.ascontiguousarray(a.astype(np.int64) if a.dtype.kind == "i" else a))  # counts: stored int32
     m.method = m.method.astype(np.int8)
     return m
 
@@ -336,6 +394,16 @@ def _apply_meanstd(y, gi, p, method, ref_mean, ref_std, src_mean, src_std, out):
         sd = src_std[g, p[i]]
         ratio = ref_std[g, p[i]] / sd if sd > 0 else 1.0
         out[i] = ref_mean[g, p[i]] + (y[i] - src_mean[g, p[i]]) * ratio
+
+
+@kernel
+def _apply_anomaly(y, gi, p, method, ref_mean, src_mean, out):
+    for i in range(y.shape[0]):
+        g = gi[i]
+        if g < 0 or method[g, p[i]] == 0:
+            out[i] = np.nan
+        else:
+            out[i] = ref_mean[g, p[i]] + (y[i] - src_mean[g, p[i]])
 
 
 @kernel

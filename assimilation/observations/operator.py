@@ -14,7 +14,8 @@ that exist) and returns NaN where it is below a threshold; the driver then sets 
 
 Footprints (all EASE-Grid 2.0 cells have the same area, so "times cell area" is a constant):
 
-* ``box`` on a nested grid (M03, M09, M36): ``w = 1 / n^2`` for the n x n cells of the pixel (exact).
+* ``box`` on a nested grid (M03, M09, M36): ``w = 1 / n^2`` for the n x n cells of the pixel (exact); on M01
+  (fine observations, e.g. 1 km soil moisture) the identity: the one cell, ``w = 1``.
 * ``box`` on the SMOS 25 km grid (M25, not nested): ``w = f A_1 / A_25`` with ``f`` the fractional
   geometric overlap of the 1 km cell with the pixel (:meth:`smda.model.grid.Domain.overlap`), A the
   cell areas; the fractions of a pixel's cells sum to ``A_25 / A_1`` (25.0029^2 cells).
@@ -154,7 +155,7 @@ class FootprintOperator:
         Parameters
         ----------
         table_or_geometry : ObsTable or any object with columns ``x``, ``y`` (EPSG:6933 m),
-            ``footprint`` (grid name "M03"/"M09"/"M25"/"M36" or "gauss"), ``row``, ``col`` (pixel
+            ``footprint`` (grid name "M01"/"M03"/"M09"/"M25"/"M36" or "gauss"), ``row``, ``col`` (pixel
             indices on that grid), each (n_obs,).
         domain : the model Domain (1 km cells, row-major local indices).
         local_cells : int (n_local,) local domain indices of the cells this rank holds, in the order
@@ -165,7 +166,7 @@ class FootprintOperator:
         """
         if kind not in KINDS:
             raise ValueError(f"unknown footprint kind {kind!r}; valid: {', '.join(KINDS)}")
-        geo = _geometry(table_or_geometry)
+        geo = geometry_columns(table_or_geometry)
         n_obs = len(geo["x"])
         local_cells = np.asarray(local_cells)
         if local_cells.ndim != 1 or not np.issubdtype(local_cells.dtype, np.integer):
@@ -173,15 +174,16 @@ class FootprintOperator:
         local_cells = local_cells.astype(np.int64)
         if local_cells.size and (local_cells.min() < 0 or local_cells.max() >= domain.n_cells):
             raise ValueError(f"local_cells must lie in [0, {domain.n_cells}) (domain cells)")
-        seen = np.zeros(domain.n_cells, np.bool_)
-        seen[local_cells] = True
-        if np.count_nonzero(seen) != local_cells.size:
+        # from here on the window of whole 36 km pixels around the cells stands for the domain: every array
+        # is the size of the footprints and cells at hand, not of the domain (one operator per pixel)
+        domain, local_cells = _window(domain, local_cells)
+        pos = np.full(domain.n_cells, -1, np.int64)
+        pos[local_cells] = np.arange(local_cells.size)
+        if np.count_nonzero(pos >= 0) != local_cells.size:
             raise ValueError("local_cells contains duplicates")
         if not np.isfinite(search_fov) or search_fov <= 0:
             raise ValueError(f"search_fov must be > 0 (FOV units), got {search_fov}")
         fov = np.broadcast_to(np.asarray(fov_km, float), (n_obs,)) * 1000.0
-        pos = np.full(domain.n_cells, -1, np.int64)
-        pos[local_cells] = np.arange(local_cells.size)
 
         is_gauss = np.full(n_obs, kind == "gauss")
         if kind == "auto":
@@ -194,7 +196,7 @@ class FootprintOperator:
         parts = []
         ib = np.flatnonzero(~is_gauss)
         if ib.size:
-            parts.append((ib, *_box_rows(geo, ib, domain, local_cells)))
+            parts.append((ib, *_box_rows(geo, ib, domain, local_cells, pos)))
         ig = np.flatnonzero(is_gauss)
         if ig.size:
             parts.append((ig, *_gauss_csr(geo["x"][ig], geo["y"][ig], fov[ig], search_fov, domain, pos)))
@@ -263,7 +265,54 @@ def flag_too_few_cells(table, inside_fraction, inside_threshold: float):
 # --------------------------------------------------------------------------------------------
 # construction helpers
 # --------------------------------------------------------------------------------------------
-def _geometry(obj):
+def _window(domain: Domain, local_cells):
+    """The smallest domain of whole 36 km pixels holding ``local_cells`` (a rank's pixel: 36 x 36 cells) and
+    the cells' indices in it. Weights depend on global cell positions only, so they are the same as on the
+    whole domain, and global row-major order is kept."""
+    if local_cells.size == 0:
+        return domain, local_cells
+    n = NEST["M36"]
+    r, c = np.divmod(local_cells, domain.ncols)
+    r0, c0 = int(r.min()) // n * n, int(c.min()) // n * n
+    r1, c1 = -(-(int(r.max()) + 1) // n) * n, -(-(int(c.max()) + 1) // n) * n
+    if (r0, c0, r1, c1) == (0, 0, domain.nrows, domain.ncols):
+        return domain, local_cells
+    win = Domain(domain.row0 + r0, domain.col0 + c0, r1 - r0, c1 - c0, domain.land[r0:r1, c0:c1])
+    return win, (r - r0) * (c1 - c0) + (c - c0)
+
+
+def footprint_extent(geometry, *, kind: str = "box", fov_km=20.0, search_fov: float = 2.0):
+    """Global M01 (row_lo, row_hi, col_lo, col_hi) (inclusive, int64 (n_obs,) each) bounding every row's
+    footprint as :meth:`FootprintOperator.build` defines it, with a one-cell margin: cells outside carry no
+    weight of the row. Rows whose footprint is not understood (unknown grid, bad FOV) get the whole grid,
+    and build reports them."""
+    geo = geometry_columns(geometry)
+    n_obs = len(geo["x"])
+    fov = np.broadcast_to(np.asarray(fov_km, float), (n_obs,)) * 1000.0
+    is_gauss = geo["footprint"] == "gauss" if kind == "auto" else np.full(n_obs, kind == "gauss")
+    big = np.iinfo(np.int64).max // 4
+    r_lo, c_lo, r_hi, c_hi = (np.full(n_obs, v, np.int64) for v in (-big, -big, big, big))
+    # a Gaussian footprint: its search disc; a box on a non-nested grid: its pixel (centre from row, col)
+    cx, cy, half = geo["x"].copy(), geo["y"].copy(), np.full(n_obs, np.nan)
+    half[is_gauss] = search_fov * fov[is_gauss]
+    for g in set(geo["footprint"][~is_gauss]):
+        rows = ~is_gauss & (geo["footprint"] == g)
+        if g in NEST:  # exactly the n x n cells of the pixel
+            n = NEST[g]
+            r_lo[rows], r_hi[rows] = geo["row"][rows] * n - 1, geo["row"][rows] * n + n
+            c_lo[rows], c_hi[rows] = geo["col"][rows] * n - 1, geo["col"][rows] * n + n
+        elif g in GRIDS:
+            cx[rows], cy[rows] = GRIDS[g].xy(geo["row"][rows], geo["col"][rows])
+            half[rows] = 0.5 * GRIDS[g].cell_m
+    fin = np.isfinite(half) & (half > 0)
+    r0, c0 = M01.rowcol(cx[fin] - half[fin], cy[fin] + half[fin])
+    r1, c1 = M01.rowcol(cx[fin] + half[fin], cy[fin] - half[fin])
+    r_lo[fin], c_lo[fin], r_hi[fin], c_hi[fin] = r0 - 1, c0 - 1, r1 + 1, c1 + 1
+    return r_lo, r_hi, c_lo, c_hi
+
+
+def geometry_columns(obj):
+    """Columns x, y (float), footprint (str), row, col (int64) of an ObsTable or geometry object, checked."""
     try:
         geo = {k: np.asarray(getattr(obj, k)) for k in ("x", "y", "footprint", "row", "col")}
     except AttributeError as exc:
@@ -280,12 +329,13 @@ def _geometry(obj):
     return geo
 
 
-def _box_rows(geo, ib, domain, local_cells):
-    """CSR rows (indptr, cell, weight) of the pixel-box observations ``ib``."""
+def _box_rows(geo, ib, domain, local_cells, pos):
+    """CSR rows (indptr, cell, weight) of the pixel-box observations ``ib``; ``pos`` maps domain cells to
+    positions in ``local_cells`` (-1: not held)."""
     names = geo["footprint"][ib]
-    bad = sorted(set(names) - (set(GRIDS) - {"M01"}))
+    bad = sorted(set(names) - set(GRIDS))
     if bad:
-        valid = ", ".join(sorted(set(GRIDS) - {"M01"}))
+        valid = ", ".join(sorted(GRIDS))
         raise ValueError(f"footprint grid(s) {bad} not valid for box footprints; valid: {valid}")
     grid_names = sorted(set(names))
     gid = {g: i for i, g in enumerate(grid_names)}
@@ -303,8 +353,6 @@ def _box_rows(geo, ib, domain, local_cells):
             ws.append(np.full(local_cells.size, 1.0 / NEST[g] ** 2))
         else:
             cellv, prow, pcol, frac = domain.overlap(g)
-            pos = np.full(domain.n_cells, -1, np.int64)
-            pos[local_cells] = np.arange(local_cells.size)
             p = pos[cellv]
             keep = p >= 0
             p = p[keep]

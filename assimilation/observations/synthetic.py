@@ -4,10 +4,14 @@ Every random number comes from :mod:`smda.model.streams`, keyed by global indice
 same for any domain split and across restarts:
 
 * observation error: ``y = truth + sigma e``, ``e = normal(seed, "synthetic_obs", global pixel index
-  (row * n_cols of the pixel grid + col), 0, step, draw)``, with ``draw`` derived from the kind,
-  polarization and angle (:func:`variable_draw`); sigma from SCIENCE.md section 4 (TB 4 K, SM
-  0.04 m3/m3). SM values are not clipped, so the error statistics are exactly as configured.
-* gaps: a pixel is missing at a step when ``uniform(seed, "synthetic_obs.gap", pixel, 0, step, 0)
+  (row * n_cols of the pixel grid + col), stream, step, draw)``, with ``draw`` derived from the kind,
+  polarization and angle (:func:`variable_draw`) and ``stream`` the source's number (each source of a
+  case has its own errors); sigma from SCIENCE.md section 4 (TB 4 K, SM 0.04 m3/m3). With
+  ``error_corr_km`` > 0, ``e`` is instead a unit-variance Gaussian field of that correlation length at the
+  pixel centre (the lattice field of the clouds below, purpose "synthetic_obs.correlated"), as the errors
+  of fine retrievals (e.g. 3 km SMAP/Sentinel-1) share their ancillary data over tens of km. SM values
+  are not clipped, so the error statistics are exactly as configured.
+* gaps: a pixel is missing at a step when ``uniform(seed, "synthetic_obs.gap", pixel, stream, step, 0)
   < gap_fraction`` (all its variables at once, like a lost scene).
 * revisit (:func:`overpasses`): a pure function of longitude and date. The day ``d`` (days since
   2000-01-01, local solar date) of a pixel in longitude band ``b = floor((lon + 180) / band_deg)``
@@ -78,7 +82,9 @@ class RevisitPattern:
 
 @dataclass(frozen=True, kw_only=True)
 class SyntheticObsConfig:
-    """Coarse observation settings: errors (K, m3/m3), gap probability, footprint, source name."""
+    """Coarse observation settings: errors (K, m3/m3), gap probability, footprint, source name; ``stream``
+    (the source's number: independent noise and gaps for each source of a case) and ``error_corr_km`` (spatial
+    correlation length of the errors, km; 0: independent from pixel to pixel)."""
 
     seed: int
     footprint: str = "M36"
@@ -87,6 +93,8 @@ class SyntheticObsConfig:
     sm_error_std: float = 0.04
     gap_fraction: float = 0.1
     source: str = "synthetic"
+    stream: int = 0
+    error_corr_km: float = 0.0
 
     def __post_init__(self):
         if self.tb_error_std < 0 or self.sm_error_std < 0:
@@ -95,6 +103,8 @@ class SyntheticObsConfig:
             raise ValueError(f"gap_fraction must be in [0, 1), got {self.gap_fraction}")
         if self.footprint != "gauss" and self.footprint not in GRIDS:
             raise ValueError(f"footprint {self.footprint!r}; valid: gauss, {', '.join(GRIDS)}")
+        if self.stream < 0 or self.error_corr_km < 0:
+            raise ValueError("synthetic observation stream and error_corr_km must be >= 0")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -212,7 +222,7 @@ def synthetic_coarse_obs(truth: Mapping, rows, cols, times, step, config: Synthe
     if n and (rows.min() < 0 or rows.max() >= g.n_rows or cols.min() < 0 or cols.max() >= g.n_cols):
         raise ValueError(f"pixel rows/cols outside the {grid_name} grid")
     pixel = rows * g.n_cols + cols
-    gap = _stream(config.seed, "synthetic_obs.gap", pixel, steps, gaussian=False) < config.gap_fraction
+    gap = _stream(config.seed, "synthetic_obs.gap", pixel, steps, member=config.stream, gaussian=False) < config.gap_fraction
     x, y = g.xy(rows, cols)
     lat, lon = g.latlon(rows, cols)
     tables = []
@@ -223,7 +233,7 @@ def synthetic_coarse_obs(truth: Mapping, rows, cols, times, step, config: Synthe
         if val.shape != (n,):
             raise ValueError(f"truth[{key!r}] has shape {val.shape}, expected ({n},)")
         sigma = config.tb_error_std if kind == "tb" else config.sm_error_std
-        noisy = val + sigma * _stream(config.seed, "synthetic_obs", pixel, steps, draw=draw)
+        noisy = val + sigma * _error_draws(config, pixel, x, y, steps, draw)
         keep = ~gap & np.isfinite(val)
         tables.append((np.flatnonzero(keep), ObsTable(
             time=times[keep], x=x[keep], y=y[keep], lat=lat[keep], lon=lon[keep], kind=kind, pol=pol,
@@ -237,6 +247,23 @@ def synthetic_coarse_obs(truth: Mapping, rows, cols, times, step, config: Synthe
     return table.select(np.argsort(pix, kind="stable"))
 
 
+def _error_draws(config: SyntheticObsConfig, pixel, x, y, steps, draw):
+    """Standard normal observation errors: independent per pixel, or (``error_corr_km`` > 0) a unit-variance
+    Gaussian field of that correlation length (:func:`_lattice_field`), keyed by position, so any rank count
+    and any grid give the same error at the same place and step."""
+    if config.error_corr_km <= 0:
+        return _stream(config.seed, "synthetic_obs", pixel, steps, draw=draw, member=config.stream)
+    out = np.empty(pixel.size)
+    for k in np.unique(steps):
+        sel = np.flatnonzero(steps == k)
+        z = np.empty(sel.size)
+        _lattice_field(int(config.seed), purpose_id("synthetic_obs.correlated"), np.ascontiguousarray(x[sel]),
+                       np.ascontiguousarray(y[sel]), config.error_corr_km * 1000.0, int(config.stream), int(k),
+                       int(draw), M01.x0, M01.y0, z)
+        out[sel] = z
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # 1 km predictors
 # --------------------------------------------------------------------------------------------
@@ -248,8 +275,9 @@ def modis_overpass_utc(lon_deg, date, sensor: str = "terra"):
 
 
 @kernel
-def _cloud_field(seed, pid, x, y, spacing, member, step, x0, y0, out):
-    """Unit-variance Gaussian field from lattice normals blended with smoothstep weights."""
+def _lattice_field(seed, pid, x, y, spacing, member, step, draw, x0, y0, out):
+    """Unit-variance Gaussian field from lattice normals (spacing m) blended with smoothstep weights: the
+    correlation falls from 1 at a lattice point to 0 at one spacing (clouds, correlated observation errors)."""
     n_lat = 1 << 20
     for k in range(x.shape[0]):
         u = (x[k] - x0) / spacing
@@ -267,7 +295,7 @@ def _cloud_field(seed, pid, x, y, spacing, member, step, x0, y0, out):
             for di in range(2):
                 wu = tu if di else 1.0 - tu
                 w = wu * wv
-                acc += w * normal(seed, pid, (j + dj) * n_lat + (i + di), member, step, 0)
+                acc += w * normal(seed, pid, (j + dj) * n_lat + (i + di), member, step, draw)
                 wsum2 += w * w
         out[k] = acc / np.sqrt(wsum2)
 
@@ -289,9 +317,9 @@ def cloud_mask(x, y, step, config: LSTConfig, sensor: str = "terra"):
         raise ValueError(f"sensor must be one of {tuple(MODIS_LOCAL_HOUR)}, got {sensor!r}")
     xb, yb = np.broadcast_arrays(np.asarray(x, float), np.asarray(y, float))
     z = np.empty(xb.size)
-    _cloud_field(int(config.seed), purpose_id("synthetic_lst.cloud"), np.ascontiguousarray(xb).ravel(),
-                 np.ascontiguousarray(yb).ravel(), config.cloud_scale_km * 1000.0,
-                 list(MODIS_LOCAL_HOUR).index(sensor), int(step), M01.x0, M01.y0, z)
+    _lattice_field(int(config.seed), purpose_id("synthetic_lst.cloud"), np.ascontiguousarray(xb).ravel(),
+                   np.ascontiguousarray(yb).ravel(), config.cloud_scale_km * 1000.0,
+                   list(MODIS_LOCAL_HOUR).index(sensor), int(step), 0, M01.x0, M01.y0, z)
     if config.cloud_fraction <= 0:
         return np.zeros(xb.shape, bool)
     return (z < ndtri(config.cloud_fraction)).reshape(xb.shape)

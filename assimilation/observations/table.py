@@ -4,8 +4,9 @@ One row per observation: when and where (EASE-Grid 2.0 x/y in m, lat/lon in degr
 "tb" brightness temperature in K or "sm" soil moisture in m3/m3, polarization "H"/"V" for TB and ""
 for SM, incidence angle in degrees), the value and its error standard deviation (same unit as the
 value), the product's own quality flags (raw bits), the footprint (the native grid name, e.g. "M36"
-or "M25", with row and column on that grid, or "gauss" with a field of view in km), the source
-product, and a QC code (0 = accepted; see :data:`QC_REASONS`).
+or "M25", or "M01" for a 1 km cell, with row and column on that grid, or "gauss" with a field of view in
+km), the source (the product, or in a run the name of its namelist source; at most 24 characters), and a QC
+code (0 = accepted; see :data:`QC_REASONS`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ QC_REASONS = {
     14: "model_frozen_or_snow",
     15: "too_few_cells",
     16: "no_rescaling_statistics",
+    17: "background_check",
 }
 QC_CODES = {name: code for code, name in QC_REASONS.items()}
 
