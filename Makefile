@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 NP     ?= 2
 # Use the system MPI when there is one (clusters); otherwise the mpich wheel from PyPI.
 comma  := ,
-EXTRAS := $(if $(shell command -v mpiexec 2>/dev/null),test,test$(comma)mpich)
+EXTRAS := $(if $(shell command -v mpiexec 2>/dev/null),test$(comma)all,test$(comma)all$(comma)mpich)
 RUNENV := PATH=$(CURDIR)/$(VENV)/bin:$$PATH NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1
 
 .PHONY: demo test test-all test-nojit wheel-check bench lint docs clean

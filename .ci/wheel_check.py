@@ -2,8 +2,9 @@
 
 Builds the sdist, builds the wheel from the sdist (as ``pip install smda`` does from an index that has
 only the sdist), installs the wheel into a fresh venv outside the repository and, from a temporary
-directory, imports ``smda``, runs a short twin experiment with the installed ``smda`` command and
-validates its products against the synthetic stations it wrote.
+directory, imports ``smda``, writes a case folder with ``smda init`` from the installed templates, runs
+it (a short twin experiment) with the installed ``smda`` command and validates its products against the
+synthetic stations it wrote.
 
 Offline once ``make`` has installed the dependencies: the build uses this environment's setuptools
 and wheel (``--no-build-isolation``), and the fresh venv has no packages of its own but a ``.pth``
@@ -60,6 +61,7 @@ def check_wheel(wheel, dist_info):
         names = set(z.namelist())
     stray = sorted(n for n in names if n.split("/")[0] not in ("smda", dist_info))
     wanted = {str(f) if f.parts[0] == "smda" else f"smda/{f}" for f in sources()}
+    wanted |= {f"smda/{f.relative_to(REPO)}" for f in (REPO / "namelists").glob("*.yaml")}  # smda init's templates
     missing = sorted(wanted - names)
     if stray or missing:
         sys.exit(f"wheel-check: the wheel installs {stray} outside smda/ and lacks {missing}")
@@ -101,10 +103,11 @@ def main():
             sys.exit(f"wheel-check: smda was imported from {where[1]}, not from the fresh venv")
         print(f"wheel-check: smda {where[0]} from {where[1]}")
         smda = venv / "bin" / "smda"
-        out = work / "out"
-        case = [REPO / "namelists" / "osse_default.yaml", *CASE, "--set", f"output.dir={out}", "-q"]
+        step("smda init twin", [smda, "init", "twin", "--template", "osse_default"], **run)
+        out = work / "twin" / "out"
+        case = [work / "twin" / "twin.yaml", *CASE, "-q"]
         step("smda run (twin experiment, 10 days, 36 km)", [smda, "run", *case], **run)
-        for f in ("osse_default_skill.csv", "products/analysis.nc", "products/dispatch.nc", "synthetic_stations.csv"):
+        for f in ("twin_skill.csv", "products/analysis.nc", "products/dispatch.nc", "synthetic_stations.csv"):
             if not (out / f).is_file():
                 sys.exit(f"wheel-check: smda run wrote no {f}")
         step("smda validate", [smda, "validate", *case, "--insitu", out / "synthetic_stations.csv"], **run)

@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 
 from smda.assimilation.filters import FILTERS, make_filter
-from smda.assimilation.observations import bias
 from smda.assimilation.observations.operator import flag_too_few_cells
 from smda.assimilation.observations.qc import model_screening
 from smda.assimilation.observations.table import ObsTable
@@ -41,8 +40,8 @@ from smda.run.operator import ObservationOperator
 from smda.run.products import finish, obs_frame, run_attrs
 from smda.run.progress import Progress
 from smda.run.recorder import Recorder
-from smda.run.runs import FLUX_OUT, ModelRun
-from smda.run.sources import make_source
+from smda.run.runs import DAILY_STATE, FLUX_OUT, ModelRun
+from smda.run.sources import SourceBook, make_source
 from smda.variables import bounds
 
 log = logging.getLogger(__name__)
@@ -70,21 +69,18 @@ class Driver:
         self.analysis = (ModelRun("analysis", exp, N, perturb_init=True, t_init=t0)
                          if nl.assimilation.filter != "none" else None)
         self.perturb = exp.perturbations()
-        self.forcing = {k: np.zeros((n, N)) for k in lsm.FORCING}
+        self.forcing = {k: np.zeros(n) for k in lsm.FORCING}  # the step's base fields (every member)
         self.rain_ring = np.zeros((self.steps_per_day, n))  # ensemble-mean rain per step of the last day (mm)
         self.filter = None
         if nl.assimilation.filter != "none":
             a = nl.assimilation
             settings = {"inflation": a.inflation, "adaptive_inflation": a.adaptive_inflation, "rtps": a.rtps,
-                        "rtpp": a.rtpp, "seed": nl.seed, "loc_radius_km": a.loc_radius_km,
-                        "weight_interpolation": a.weight_interpolation, "analysis_spacing_km": a.analysis_spacing_km}
+                        "rtpp": a.rtpp, "seed": nl.seed, "loc_radius_km": a.loc_radius_km, "taper_cutoff": a.taper_cutoff,
+                        "random_rotation": a.random_rotation, "weight_interpolation": a.weight_interpolation,
+                        "analysis_spacing_km": a.analysis_spacing_km}
             takes = {f.name for f in dataclasses.fields(FILTERS[a.filter])}  # e.g. the ETKF is not localized
             self.filter = make_filter(a.filter, **{k: v for k, v in settings.items() if k in takes})
-        self.rescaler = None
-        if nl.observations.rescaling != "none":
-            if not nl.observations.rescaling_stats.exists():
-                raise FileNotFoundError(f"observations.rescaling_stats: file not found: {nl.observations.rescaling_stats}")
-            self.rescaler = bias.load(nl.observations.rescaling_stats)
+        self.book = SourceBook(nl)  # per-source rescaling, background check, adaptive errors, QC counts
         self.rec = Recorder(nl.output.dir, exp.domain, [exp.dec.cells(r) for r in range(exp.size)], exp.comm,
                             attrs=run_attrs(nl, getattr(self.ens_weather, "fill_record", {})))
         self.step0 = 0
@@ -106,6 +102,10 @@ class Driver:
         last = self.n_steps if stop_after_days is None else min(
             self.n_steps, self.step0 + int(round(stop_after_days * self.steps_per_day)))
         members = sum(r.state.n_members for r in self.runs())
+        if self.root:
+            log.info("time loop: steps %d to %d of %d (%s to %s), %d land cells x %d members", self.step0, last,
+                     self.n_steps, str(self.time_of(self.step0))[:16], str(self.time_of(last))[:16],
+                     exp.domain.n_land, members)
         prog = Progress(last - self.step0, exp.domain.n_land * members, enabled=self.root)
         veg_day, veg = None, None
         every = default_restart_every_days(self.n_steps / self.steps_per_day, nl.output.restart_every_days)
@@ -141,43 +141,48 @@ class Driver:
         exp = self.exp
         self.source.step(k, t, veg)
         w = self.ens_weather.fields(k, t, exp.x, exp.y, exp.lat, exp.lon, exp.static["elevation_m"])
-        for name, arr in self.forcing.items():
-            arr[...] = w[name][:, None]
-        if self.perturb is not None:
-            self.perturb.apply(k, self.forcing)
-        self.rain_ring[k % self.steps_per_day] = self.forcing["precip"].mean(axis=1) * self.dt
-        self.openloop.step(self.forcing, exp, veg, self.dt)
+        for name, arr in self.forcing.items():  # the base fields; members differ by the perturbation factors
+            arr[...] = w[name]
+        pert = self.perturb.perturbation(k) if self.perturb is not None else None
+        rain = self.forcing["precip"] if pert is None else pert.ensemble_mean("precip", self.forcing["precip"])
+        self.rain_ring[k % self.steps_per_day] = rain * self.dt
+        self.openloop.step(self.forcing, exp, veg, self.dt, pert)
         if self.analysis is not None:
-            self.analysis.step(self.forcing, exp, veg, self.dt)
+            self.analysis.step(self.forcing, exp, veg, self.dt, pert)
 
     # ------------------------------------------------------------------ observations and analysis
     def _cycle(self, k, t, veg, table: ObsTable, products: dict):
         """One analysis at step ``k`` (time ``t``) with the observations ``table``; ``products`` are the
         source's per-cell values written with it (the coarse satellite SM of a twin experiment)."""
-        nl, exp = self.nl, self.exp
+        exp, book = self.exp, self.book
         if len(table) == 0:
             return
-        o = nl.observations
-        if self.rescaler is not None:
-            value = self.rescaler.apply(table.value, table.rescaling_groups(), table.time)
-            lost = np.isnan(value) & np.isfinite(table.value)
-            table = dataclasses.replace(table, value=value).with_qc(lost, "no_rescaling_statistics")
+        sidx = book.index(table)  # every source's observations enter one analysis, each with its own settings
+        table = book.prepare(table, sidx)
         ens = self.analysis if self.analysis is not None else self.openloop
         rain = self.rain_ring.sum(axis=0)
+        inside_min = book.param("min_inside_fraction", sidx)
         with self._timed("observations"):
             agg = self.operator.aggregator(table)
-            hx, scr, inside = self.operator.equivalents(ens, veg, table, agg, rain)
-        table = flag_too_few_cells(table, inside, o.min_inside_fraction)
+            hx, scr, inside, tb_b = self.operator.equivalents(ens, veg, table, agg, rain, inside_min,
+                                                              tb_out=self.analysis is not None)
+        table = flag_too_few_cells(table, inside, inside_min)
         table = model_screening(table, t_soil_K=scr[:, 0], frozen_fraction=scr[:, 1], snow_fraction=scr[:, 2],
-                                water_fraction=0.0, rain_24h_mm=scr[:, 3], heavy_rain_mm=o.heavy_rain_mm)
+                                water_fraction=0.0, rain_24h_mm=scr[:, 3],
+                                heavy_rain_mm=book.param("heavy_rain_mm", sidx))
+        if self.analysis is not None:  # (an open loop's observations fit the rescaling: their whole distribution)
+            table = book.background_check(table, sidx, hx)
         ok = table.accepted & np.all(np.isfinite(hx), axis=1)
-        # background statistics now: the state arrays are updated in place by the analysis
-        background = {f"{v}_background": ens.state[v] for v in STATE_OUT}
-        background.update(zip(("tb_h_background", "tb_v_background"), self.operator.tb(ens.state, veg), strict=True))
-        record = {k: (a.mean(axis=1), a.std(axis=1, ddof=1)) for k, a in background.items()}
-        if self.analysis is None:
-            record = {}
-        hx_a = hx
+        # background statistics now: the state arrays are updated in place by the analysis (the TB is the
+        # operator's, at the output angle; an open loop records none of them)
+        record = {}
+        if self.analysis is not None:
+            background = {**{f"{v}_background": ens.state[v] for v in STATE_OUT}, "tb_h_background": tb_b[0],
+                          "tb_v_background": tb_b[1]}
+            record = {k: (a.mean(axis=1), a.std(axis=1, ddof=1)) for k, a in background.items()}
+            del background
+        del tb_b  # freed before the analysis
+        hx_a, tb_a = hx, None
         n_used = 0
         if self.analysis is not None and ok.any():  # (no accepted obs: the analysis equals the background)
             X, lower, upper, scatter = self._filter_view()
@@ -188,19 +193,27 @@ class Driver:
                                            table.error_std[idx] ** 2, np.stack([table.x[idx], table.y[idx]], axis=1),
                                            obs_ids=ids[idx], cycle=k, lower=lower, upper=upper)
                 scatter(X)
+            del X  # the gathered copy of the updated variables
             with self._timed("observations"):
-                hx_a, _, _ = self.operator.equivalents(self.analysis, veg, table, agg, rain)
+                hx_a, _, _, tb_a = self.operator.equivalents(self.analysis, veg, table, agg, rain, inside_min,
+                                                             tb_out=True)
             n_used = diag.n_used
+            book.learn(table, sidx, ok, hx, hx_a)
             if self.root:
-                log.info("analysis %s: %d obs used, %d rejected, O-F mean %.2f rms %.2f, chi2 %.2f",
-                         str(t)[:16], diag.n_used, len(table) - diag.n_used, diag.omf["mean"], diag.omf["rms"],
-                         diag.omf["chi2"])
+                log.info("analysis %s: %d obs used, %d rejected, O-F mean %.2f rms %.2f, chi2 %.2f; accepted/total by "
+                         "source: %s", str(t)[:16], diag.n_used, len(table) - diag.n_used, diag.omf["mean"],
+                         diag.omf["rms"], diag.omf["chi2"], book.cycle_summary(table, sidx))
+        elif self.root and self.analysis is None:
+            log.info("open loop %s: %d observations recorded with their model equivalents (accepted/total by source: "
+                     "%s)", str(t)[:16], len(table), book.cycle_summary(table, sidx))
         elif self.root:
             log.info("analysis %s: no accepted observation (%d rejected: %s); the analysis is the background",
                      str(t)[:16], len(table), table.qc_counts())
-        if self.analysis is not None:
-            tb = self.operator.tb(self.analysis.state, veg)
-            record.update({f"tb_{p}_analysis": (a.mean(axis=1), a.std(axis=1, ddof=1)) for p, a in zip("hv", tb, strict=True)})
+        book.count(table, sidx)
+        if self.analysis is not None:  # without an analysis its TB is the background's
+            record.update({f"tb_{p}_analysis": record[f"tb_{p}_background"] if tb_a is None else
+                           (a.mean(axis=1), a.std(axis=1, ddof=1)) for p, a in zip("hv", tb_a or (None, None), strict=True)})
+            del tb_a
         with self._timed("output"):
             self._record(t, record, products, table, hx, hx_a)
         self.cycle += 1
@@ -208,11 +221,20 @@ class Driver:
         self.n_used += n_used
 
     def _obs_ids(self, table: ObsTable) -> np.ndarray:
-        """Global observation ids for the random streams: position on the global 1 km grid, polarization, angle."""
+        """Global observation ids for the random streams: position on the global 1 km grid, polarization, angle
+        and source; rows still equal (one source observing a place twice in a step) are numbered in time order."""
         r, c = GRIDS["M01"].rowcol(table.x, table.y)
         pos = r * GRIDS["M01"].n_cols + c
         angle = np.nan_to_num(np.round(table.angle_deg * 10), nan=0).astype(np.int64)
-        return (pos * 2 + (table.pol == "V")) * 1000 + angle
+        ids = ((pos * 2 + (table.pol == "V")) * 1000 + angle) * len(self.book.labels) + self.book.index(table)
+        order = np.lexsort((table.time, ids))
+        repeat = np.r_[False, ids[order][1:] == ids[order][:-1]]
+        if repeat.any():  # the n-th repeat of an id in the sorted order
+            run_start = np.maximum.accumulate(np.where(~repeat, np.arange(ids.size), 0))
+            nth = np.empty(ids.size, np.int64)
+            nth[order] = np.arange(ids.size) - run_start
+            ids = ids * (int(nth.max()) + 1) + nth
+        return ids
 
     def _filter_view(self):
         """(n, k, N) array of the updated variables, per-cell bounds, and the write-back function."""
@@ -244,22 +266,26 @@ class Driver:
                 if run is self.analysis:
                     fields[f"{v}_analysis_spread"] = a.std(axis=1, ddof=1)
         name = self.nl.name
-        self.rec.record(f"{name}_analysis.nc", t, fields)
+        self.rec.record(f"{name}_analysis.nc", t, fields, title=f"smda {name}: ensemble states at the analysis times")
         products = {r.name: fields[r.output_name("sm_surface")] for r in self.runs()} | source_products
         for product, values in products.items():
-            self.rec.record(f"products/{product}.nc", t, {"sm_surface": values}, product=product)
+            self.rec.record(f"products/{product}.nc", t, {"sm_surface": values}, product=product,
+                            title=f"smda {name}: 1 km surface soil moisture, {product}")
         self.rec.rows(f"{name}_obs_diagnostics.csv",
                       obs_frame([(table, hx.mean(axis=1), hx.std(axis=1, ddof=1), hx_a.mean(axis=1))]))
 
     def _end_of_day(self, t):
+        """The daily means of the UTC day ending at ``t`` of every run (truth, open loop, analysis): fluxes
+        and soil moisture (the mean of the end-of-step states), stamped at noon with the day as time bounds."""
         fields = {}
-        for run in (self.analysis, self.openloop):
-            if run is not None:
-                for i, name in enumerate(FLUX_OUT):
-                    fields[f"{name}_{run.name}_mean"] = run.daily[i] / self.steps_per_day
-                run.daily[...] = 0.0
+        for run in self.runs():
+            for i, name in enumerate((*FLUX_OUT, *DAILY_STATE)):
+                fields[run.output_name(name)] = run.daily[i] / self.steps_per_day
+            run.daily[...] = 0.0
         if self.nl.output.daily_means:
-            self.rec.record(f"{self.nl.name}_daily.nc", t - np.timedelta64(1, "D"), fields)
+            day = t - np.timedelta64(1, "D")
+            self.rec.record(f"{self.nl.name}_daily.nc", day + np.timedelta64(12, "h"), fields, bounds=(day, t),
+                            title=f"smda {self.nl.name}: daily means of fluxes and soil moisture")
 
     # ------------------------------------------------------------------ restarts
     def first_outputs_bytes(self) -> int:
@@ -295,9 +321,12 @@ class Driver:
                 shared["pert_values"] = (("lattice", "member", "pert_var"), val[first])
                 shared["pert_step"] = ((), np.int64(st["step"]))
         tk = self.time_of(k)
+        obs_counters, obs_arrays = self.book.state()
+        if self.book.labels.size:
+            shared.update(obs_arrays)
         path = restart.write(self.nl.output.dir / "restart" / f"{self.nl.name}_{str(tk)[:13]}.nc", nl=self.nl,
                              domain=self.exp.domain, step=k, time=tk, local=local, shared=shared,
-                             counters={"cycle": self.cycle, "n_obs": self.n_obs, "n_used": self.n_used},
+                             counters={"cycle": self.cycle, "n_obs": self.n_obs, "n_used": self.n_used, **obs_counters},
                              positions=self.rec.positions(), final=final, comm=self.exp.comm)
         if self.root:
             log.info("checkpoint %s", path)
@@ -331,6 +360,7 @@ class Driver:
             log.info("ensemble resized from %d to %d members (member m continues member m mod %d)",
                      ck.n_members, exp.n_members, ck.n_members)
         self.cycle, self.n_obs, self.n_used = (int(ck.counters[k]) for k in ("cycle", "n_obs", "n_used"))
+        self.book.set_state(ck.counters, arrays)
         self.step0 = ck.step
         if not ck.final:  # a stopped run: append to its outputs (a finished one's outputs are complete)
             self.rec.resume(ck.positions)
@@ -357,7 +387,10 @@ def run(nl: Namelist, comm=None, restart=None, stop_after_days=None) -> Driver:
             finish(drv)
             log.info("run finished: %.1f s wall, %.3g cell-member-steps/s; %d observations, %d used; outputs in %s",
                      drv.wall, drv.rate, drv.n_obs, drv.n_used, nl.output.dir)
+            if drv.book.labels.size:
+                log.info("observations by source: %s", drv.book.summary())
             log.info("time by part on rank 0: %s", ", ".join(f"{k} {v:.1f} s" for k, v in drv.timers.items()))
+    drv.book.check_used()  # every rank holds the same counts: all fail together
     return drv
 
 

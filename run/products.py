@@ -4,17 +4,22 @@ During the run :class:`smda.run.recorder.Recorder` writes, record by record (``.
 
 * ``<name>_analysis.nc``: ensemble mean and spread of background and analysis (sm_surface,
   sm_rootzone, t_skin, t_deep, TB), the open loop and the truth at every analysis time;
-* ``<name>_daily.nc``: daily-mean fluxes (evapotranspiration, runoff, drainage, heat fluxes);
+* ``<name>_daily.nc``: daily means (UTC days; time at noon, ``time_bnds`` the day, ``cell_methods: "time:
+  mean"``) of the fluxes (evapotranspiration, runoff, drainage, heat fluxes) and of the soil moisture
+  (sm_surface, sm_rootzone) of the truth, the open loop and the analysis ensemble mean;
 * ``<name>_obs_diagnostics.csv``: one row per observation and cycle (value, HX forecast mean and
   spread, HX analysis mean, error std, QC reason);
-* ``products/<product>.nc``: ``sm_surface`` (time, y, x) of truth, openloop, analysis, satellite;
-* ``predictors.nc``: the 1 km LST and NDVI the comparison operators use (``smda downscale``).
+* ``products/<product>.nc``: ``sm_surface`` (time, y, x) of truth, openloop, analysis, satellite (the coarse SM of
+  the first source with one, synthetic or a real product's retrievals on the 1 km cells of their footprints;
+  ``satellite_<source>`` for the others);
+* ``predictors.nc``: the 1 km LST and NDVI the comparison operators use (``smda downscale``): MODIS-like from the
+  truth in a twin, real MODIS tiles or netCDF grids otherwise (:mod:`smda.run.predictors`).
 
 At the end, :func:`finish` adds, one time at a time (memory independent of the run length):
 ``products/<method>.nc`` of the comparison methods, ``<name>_obs_summary.md`` (normalized innovation
 variance, Desroziers estimates), rescaling statistics, and for twin experiments
-``synthetic_stations.csv``, ``<name>_skill.csv`` / ``.md`` and ``figures/*.png``; then it renames the
-``.part`` files.
+``synthetic_stations.csv``, ``<name>_skill.csv`` / ``.md`` and ``figures/*.png``; then it gives the
+``.part`` files their final names and chunks (:meth:`Recorder.finish`). Every netCDF file is CF-1.8.
 """
 
 from __future__ import annotations
@@ -33,21 +38,24 @@ from smda.assimilation.downscaling.regression import CoarseHistory
 from smda.assimilation.filters.diagnostics import desroziers
 from smda.assimilation.observations import bias
 from smda.assimilation.observations.table import QC_REASONS, ObsTable
-from smda.model.grid import NEST
+from smda.model.grid import M01, NEST
 from smda.run.insitu import Station, write_csv
-from smda.run.metrics import SkillAccumulator, skill_frame
+from smda.run.metrics import ORACLE, SkillAccumulator, pixel_mean_oracle, skill_frame
 from smda.run.namelist import Namelist, dump
+from smda.run.output import global_attrs
 from smda.run.recorder import Recorder
 from smda.run.setup import make_domain
+from smda.run.sources import rescaling_file
 
 log = logging.getLogger(__name__)
 
 
 def run_attrs(nl: Namelist, fill_record=None, **extra) -> dict:
-    """Global attributes of a run's files: the resolved namelist and any generator-filled forcing."""
+    """Global attributes of a run's files: provenance (the history line names the case, ``smda_namelist`` holds
+    the resolved namelist) and any generator-filled forcing."""
     if fill_record:
         extra["forcing_fill"] = "; ".join(f"{k}: {v}" for k, v in fill_record.items())
-    return {"smda_namelist": dump(nl), "case": nl.name, **extra}
+    return {"history": f"smda run of case {nl.name!r}", "smda_namelist": dump(nl), "case": nl.name, **extra}
 
 
 def finish(drv):
@@ -60,6 +68,11 @@ def finish(drv):
     sat, pred = rec.part("products/satellite.nc"), rec.part("predictors.nc")
     if sat.exists() and pred.exists():
         run_comparison(nl, drv.exp.domain, sat, pred, rec)
+    elif nl.comparison.methods:
+        log.warning("comparison methods %s not run: no %s (%s)", ", ".join(nl.comparison.methods),
+                    "coarse soil-moisture satellite product" if not sat.exists() else "predictors.nc",
+                    "a source of kind sm, or comparison.satellite_from_tb for a TB product with a retrieval"
+                    if not sat.exists() else "no analysis time in the period")
     written = rec.finish()
     if not any(p.parent.name == "products" for p in written):
         log.warning("no analysis times in the period: no products written")
@@ -84,29 +97,56 @@ def _twin_skill(nl, domain, out: Path, names):
         seconds = files["truth"]["time"][:].astype("timedelta64[s]")
         times = np.datetime64("2000-01-01T00:00:00", "s") + seconds
         _write_synthetic_stations(out / "synthetic_stations.csv", grids["truth"], times, domain)
-        # within-pixel anomalies over the observation grid's pixels (36 km blocks for the non-nested M25)
-        accs = {n: SkillAccumulator(domain.shape, NEST.get(nl.observations.grid, 36)) for n in names if n != "truth"}
+        # within-pixel parts over the first synthetic source's pixels (36 km blocks for the non-nested M25);
+        # the pixel-mean oracle: truth pixel means + open-loop within-pixel anomalies
+        sources = nl.observations if isinstance(nl.observations, tuple) else (nl.observations,)
+        grid = next((o.grid for o in sources if o.source == "synthetic"), "M36")
+        coarse = NEST.get(grid, 36)
+        accs = {n: SkillAccumulator(domain.shape, coarse) for n in names if n != "truth"}
+        if "openloop" in accs:
+            accs[ORACLE] = SkillAccumulator(domain.shape, coarse)
+        err_sum, err_n = np.zeros(domain.shape), np.zeros(domain.shape)
         for i in range(times.size):
             truth = grids["truth"][i].astype(float)
+            fields = {name: grids[name][i].astype(float) for name in accs if name != ORACLE}
+            if ORACLE in accs:
+                fields[ORACLE] = pixel_mean_oracle(truth, fields["openloop"], coarse)
             for name, acc in accs.items():
-                acc.add(grids[name][i].astype(float), truth)
+                acc.add(fields[name], truth)
+            if "analysis" in fields:
+                e = fields["analysis"] - truth
+                err_sum += np.where(np.isfinite(e), e, 0.0)
+                err_n += np.isfinite(e)
         table = skill_frame(accs)
         table.to_csv(out / f"{nl.name}_skill.csv")
-        (out / f"{nl.name}_skill.md").write_text(_markdown(table))
+        legend = (f"\nubRMSE_pixel / ubRMSE_within: the error of the {grid} pixel means / within the pixels; within_share: "
+                  "the within-pixel share of the mean squared error (coarse observations cannot see it); R_within_dyn: "
+                  f"within-pixel R with each cell's time mean removed; {ORACLE}: truth pixel means + open-loop within-pixel "
+                  "anomalies (a perfect pixel-mean correction); gain_fraction: (openloop - product) / (openloop - oracle) "
+                  "of ubRMSE.\n")
+        (out / f"{nl.name}_skill.md").write_text(_markdown(table) + legend)
         print(f"\nSkill against the 1 km truth ({nl.name}, {times.size} analysis times, m3/m3):\n")
-        print(_markdown(table))
+        print(_markdown(table) + legend)
         if nl.output.figures:
             from smda.run.figures import skill_figures
 
-            skill_figures(out / "figures", grids, times, table, domain)
+            spread_path = out / f"{nl.name}_analysis.nc"
+            with netCDF4.Dataset(spread_path) as sds:
+                has = "sm_surface_analysis_spread" in sds.variables and sds["time"].size == times.size
+                spread = (lambda i: np.asarray(sds["sm_surface_analysis_spread"][i], float)) if has else None
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    skill_figures(out / "figures", grids, times, table, domain, coarse_grid=grid if grid in NEST else "M36",
+                                  mean_error=np.where(err_n > 0, err_sum / np.maximum(err_n, 1), np.nan), spread=spread)
     finally:
         for ds in files.values():
             ds.close()
 
 
 def run_comparison(nl, domain, satellite: Path, predictors: Path, rec: Recorder):
-    """The comparison methods at every time of the satellite product, with that day's 1 km LST and NDVI,
-    one time at a time, appended to ``products/<method>.nc`` by ``rec`` (rank 0)."""
+    """The comparison methods at every time of the satellite product, with that day's 1 km LST (every daytime
+    acquisition recorded: ``lst``, and ``lst_aqua`` from real MODIS Terra and Aqua) and NDVI, one time at a time,
+    appended to ``products/<method>.nc`` by ``rec`` (rank 0). The coarse SM of an M36 pixel is the mean of the
+    satellite product over its 1 km cells (the retrieval itself for a product on the M36 grid)."""
     methods = list(nl.comparison.methods)
     if not methods:
         return
@@ -117,13 +157,15 @@ def run_comparison(nl, domain, satellite: Path, predictors: Path, rec: Recorder)
     with xr.open_dataset(satellite) as s, xr.open_dataset(predictors) as p:
         days = p["time"].values.astype("datetime64[D]")
         elevation = p["elevation"].values.astype(float)
+        acquisitions = [v for v in ("lst", "lst_aqua") if v in p]
         for i, t in enumerate(s["time"].values.astype("datetime64[s]")):
             k = np.flatnonzero(days == np.datetime64(t, "D"))
             sm_coarse = _pixel_values(s["sm_surface"][i].values.astype(float), pixel_of_cell, n_pix)
             est = {m: np.full(domain.shape, np.nan) for m in methods}
             if k.size and np.isfinite(sm_coarse).any():
                 args = dict(sm_coarse=sm_coarse, pixel_of_cell=pixel_of_cell,
-                            lst=p["lst"][k[:1]].values.astype(float), ndvi=p["ndvi"][k[0]].values.astype(float),
+                            lst=np.stack([p[v][k[0]].values.astype(float) for v in acquisitions]),
+                            ndvi=p["ndvi"][k[0]].values.astype(float),
                             elevation_m=elevation)
                 t_days = float((t - np.datetime64("2000-01-01", "s")) / np.timedelta64(86400, "s"))
                 for m in methods:
@@ -133,7 +175,8 @@ def run_comparison(nl, domain, satellite: Path, predictors: Path, rec: Recorder)
                     if hist is not None:
                         hist.add(t_days, **args)
             for m in methods:
-                rec.append(f"products/{m}.nc", t, {"sm_surface": est[m].astype(np.float32)}, **attrs, product=m)
+                rec.append(f"products/{m}.nc", t, {"sm_surface": est[m].astype(np.float32)}, **attrs, product=m,
+                           title=f"smda {nl.name}: 1 km surface soil moisture, {m} (comparison method)")
 
 
 def _write_synthetic_stations(path, truth, times, domain, n_side=3):
@@ -149,11 +192,12 @@ def _write_synthetic_stations(path, truth, times, domain, n_side=3):
 
 
 def _pixel_values(field, pixel_of_cell, n_pix):
-    """The (constant) value of each coarse pixel of a field given on the 1 km grid."""
-    vals = np.full(n_pix, np.nan)
+    """The mean of a 1 km field over the finite cells of each coarse pixel (NaN where none)."""
     ok = (pixel_of_cell >= 0) & np.isfinite(field)
-    vals[pixel_of_cell[ok]] = field[ok]
-    return vals
+    total = np.bincount(pixel_of_cell[ok], field[ok], minlength=n_pix)
+    count = np.bincount(pixel_of_cell[ok], minlength=n_pix)
+    with np.errstate(invalid="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 def obs_frame(obs_rows) -> pd.DataFrame:
@@ -169,9 +213,20 @@ def obs_frame(obs_rows) -> pd.DataFrame:
 
 
 def _write_obs_summary(nl, df: pd.DataFrame):
-    """``<name>_obs_summary.md`` and (without rescaling) the rescaling statistics, from the diagnostics rows."""
-    if nl.observations.rescaling == "none":
-        _write_rescaling(nl, df)
+    """``<name>_obs_summary.md`` (per source when there are several: their units differ) and (for sources without
+    rescaling) the rescaling statistics, from the diagnostics rows."""
+    _write_rescaling(nl, df)
+    lines = [f"# Observation-space summary: {nl.name}", ""]
+    sources = list(dict.fromkeys(df["source"])) if "source" in df else []
+    for label in sources if len(sources) > 1 else [None]:
+        if label is not None:
+            lines += [f"## {label}", ""]
+        lines += _source_summary(df if label is None else df[df["source"] == label])
+    (nl.output.dir / f"{nl.name}_obs_summary.md").write_text("\n".join(lines))
+
+
+def _source_summary(df: pd.DataFrame) -> list[str]:
+    """Counts, O-F, normalized innovation variance and Desroziers estimates of one source's diagnostics rows."""
     used = (df["qc"] == 0).to_numpy() & np.isfinite(df["hx_forecast_mean"].to_numpy())
     d = (df["value"] - df["hx_forecast_mean"]).to_numpy()[used]
     tot = df["hx_forecast_spread"].to_numpy()[used] ** 2 + df["error_std"].to_numpy()[used] ** 2
@@ -179,37 +234,65 @@ def _write_obs_summary(nl, df: pd.DataFrame):
     est = desroziers(y, df["hx_forecast_mean"].to_numpy()[used, None] + np.zeros((1, 2)),
                      df["hx_analysis_mean"].to_numpy()[used, None] + np.zeros((1, 2)))
     counts = df["qc_reason"].value_counts().to_dict()
-    lines = [f"# Observation-space summary: {nl.name}", "",
-             f"- observations: {len(df)}; used: {int(used.sum())}; rejected by reason: {counts}",
-             f"- mean O-F: {d.mean():.3f}; rms O-F: {np.sqrt(np.mean(d ** 2)):.3f}" if d.size else "- no used obs",
-             f"- normalized innovation variance mean((O-F)^2 / (HPH' + R)): {np.mean(d ** 2 / tot):.3f} (1 is consistent)"
-             if d.size else "",
-             f"- Desroziers: R estimate {est['r_var']:.3f} (prescribed mean {np.mean(df['error_std'][used] ** 2):.3f}), "
-             f"HBH' estimate {est['hbh_var']:.3f} (ensemble {np.mean(df['hx_forecast_spread'][used] ** 2):.3f})"
-             if d.size else "", ""]
-    (nl.output.dir / f"{nl.name}_obs_summary.md").write_text("\n".join(lines))
+    return [f"- observations: {len(df)}; used: {int(used.sum())}; rejected by reason: {counts}",
+            f"- mean O-F: {d.mean():.3f}; rms O-F: {np.sqrt(np.mean(d ** 2)):.3f}" if d.size else "- no used obs",
+            f"- normalized innovation variance mean((O-F)^2 / (HPH' + R)): {np.mean(d ** 2 / tot):.3f} (1 is consistent)"
+            if d.size else "",
+            f"- Desroziers: R estimate {est['r_var']:.3f} (prescribed mean {np.mean(df['error_std'][used] ** 2):.3f}), "
+            f"HBH' estimate {est['hbh_var']:.3f} (ensemble {np.mean(df['hx_forecast_spread'][used] ** 2):.3f})"
+            if d.size else "", ""]
 
 
 def _write_rescaling(nl, df):
     """Rescaling statistics (observations -> model climatology) fitted from a run's accepted observations and
-    their forecast equivalents: ``<name>_rescaling_{meanstd,cdf}.nc`` for ``observations.rescaling_stats``."""
-    ok = (df["qc"] == 0).to_numpy() & np.isfinite(df["hx_forecast_mean"].to_numpy())
-    if not ok.any():
-        return
-    d = df[ok]
+    their forecast equivalents, for each source without rescaling: ``<name>_rescaling_<method>.nc`` (several
+    sources: ``<name>_<source>_rescaling_<method>.nc``) for ``observations.rescaling_stats``."""
+    for o in nl.observations:
+        ok = (df["qc"] == 0).to_numpy() & np.isfinite(df["hx_forecast_mean"].to_numpy()) & (df["source"] == o.label)
+        if o.rescaling == "none" and o.source != "none" and ok.any():
+            _write_source_rescaling(nl, o, df[ok])
+
+
+def _write_source_rescaling(nl, o, d):
+    """The rescaling statistics of source ``o`` from its accepted diagnostics rows ``d``."""
     table = ObsTable(**{c: d[c].to_numpy() if c in d else 0 for c in ("time", "x", "y", "lat", "lon", "kind", "pol",
                                                                         "angle_deg", "value", "error_std", "flags",
                                                                         "footprint", "row", "col", "fov_km", "source",
                                                                         "qc")})
     groups, doy = table.rescaling_groups(), table.time
-    window = nl.observations.rescaling_window
+    kinds = set(d["kind"])
+    units = {"tb": "K", "sm": "m3 m-3"}.get(kinds.pop()) if len(kinds) == 1 else None  # mixed: per group
     for name, cls in bias.MATCHERS.items():
-        matcher = cls(window=window)
+        matcher = cls(window=o.rescaling_window)
         matcher.fit(d["hx_forecast_mean"].to_numpy(), d["value"].to_numpy(), groups, doy)
-        path = nl.output.dir / f"{nl.name}_rescaling_{name}.nc"
+        path = nl.output.dir / rescaling_file(nl, o.label, name)
         tmp = path.with_name(path.name + ".tmp")
-        matcher.to_netcdf(tmp)
+        attrs = global_attrs(f"smda {nl.name}: observation rescaling statistics ({name})",
+                             f"fitted by the smda run of case {nl.name!r} from its accepted observations", case=nl.name)
+        matcher.to_netcdf(tmp, attrs=attrs, units=units, **_group_documentation(matcher.groups))
         tmp.replace(path)
+
+
+def _group_documentation(groups) -> dict:
+    """The encoding of ``ObsTable.rescaling_groups`` keys, as attributes and decoded auxiliary coordinates."""
+    g = np.asarray(groups, np.int64)
+    cell, rest = np.divmod(g, 6 * 200)
+    row, col = np.divmod(cell, M01.n_cols)
+    comment = (f"group = ((row * {M01.n_cols} + col) * 6 + observable) * 200 + angle_bin: row, col of the footprint "
+               "centre on the EASE-Grid 2.0 1 km grid (M01), observable as in group_observable, angle_bin the "
+               "incidence angle in half degrees (rounded)")
+    flag = {"flag_values": np.arange(6, dtype=np.int8),
+            "flag_meanings": "soil_moisture soil_moisture_h soil_moisture_v brightness_temperature "
+                             "brightness_temperature_h brightness_temperature_v"}
+    return {"group_attrs": {"comment": comment}, "group_coords": {
+        "group_row": (row.astype(np.int32), {"long_name": "row of the footprint centre on the EASE-Grid 2.0 1 km grid",
+                                              "units": "1"}),
+        "group_col": (col.astype(np.int32), {"long_name": "column of the footprint centre on the EASE-Grid 2.0 1 km "
+                                                          "grid", "units": "1"}),
+        "group_observable": ((rest // 200).astype(np.int8), {"long_name": "observed quantity and polarization", **flag}),
+        "group_incidence_angle": ((rest % 200) / 2.0, {"long_name": "incidence angle (0.5 degree bins)",
+                                                       "units": "degree"}),
+    }}
 
 
 def _markdown(df: pd.DataFrame) -> str:

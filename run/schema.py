@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import math
 import os
 import types
 import typing
 from pathlib import Path
+
+INT64_MAX = 2**63 - 1
+PATH_RULE = ("A relative path written in a namelist file is relative to the folder of that file; a relative path "
+             "typed on the command line (--set, --restart, --insitu) is relative to the current folder.")
 
 
 class NamelistError(ValueError):
@@ -44,9 +49,22 @@ class _Ctx:
 
     def fail(self, path, msg):
         self.failed.add(tuple(path))
-        line = self.lines.get(path)
-        where = f"line {line}: " if isinstance(line, int) else (f"{line}: " if line else "")
-        self.problems.append(f"{where}{'.'.join(path) or '<top>'}: {msg}")
+        self.problems.append(located(self.lines, path, msg))
+
+
+def located(lines, path, msg) -> str:
+    """``msg`` about the key at ``path``, prefixed with its YAML line (or "--set") and dotted key path."""
+    line = lines.get(tuple(path))
+    where = f"line {line}: " if isinstance(line, int) else (f"{line}: " if line else "")
+    return f"{where}{key_path(path) or '<top>'}: {msg}"
+
+
+def key_path(path) -> str:
+    """Printable key path: names joined by dots, list items as ``[i]`` (``observations[1].error``)."""
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
 
 
 def _is_section(tp):
@@ -64,6 +82,13 @@ def _convert(value, tp, path, meta, ctx):
         return _convert(value, inner[0], path, meta, ctx)
     if _is_section(tp):
         return build(tp, value, ctx=ctx, path=path)
+    if origin is tuple and _is_section(typing.get_args(tp)[0]):  # a list of sections (one mapping: a list of one)
+        if isinstance(value, dict):
+            return (build(typing.get_args(tp)[0], value, ctx=ctx, path=path),)
+        if not isinstance(value, (list, tuple)) or not value:
+            ctx.fail(path, f"expected a mapping or a non-empty list of mappings, got {value!r}")
+            return None
+        return tuple(build(typing.get_args(tp)[0], v, ctx=ctx, path=path + (i,)) for i, v in enumerate(value))
     if origin is tuple:
         args = typing.get_args(tp)
         if not isinstance(value, (list, tuple)):
@@ -91,11 +116,17 @@ def _convert(value, tp, path, meta, ctx):
         if isinstance(value, bool) or not isinstance(value, int):
             ctx.fail(path, f"expected an integer, got {value!r}")
             return None
+        if not -INT64_MAX - 1 <= value <= INT64_MAX:
+            ctx.fail(path, f"{value!r} does not fit a 64-bit integer")
+            return None
     elif tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             ctx.fail(path, f"expected a number, got {value!r}")
             return None
         value = float(value)
+        if not math.isfinite(value):
+            ctx.fail(path, f"expected a finite number, got {value!r}")
+            return None
     elif tp is str:
         if isinstance(value, (datetime.date, datetime.datetime)):  # YAML timestamps
             value = value.replace(tzinfo=None) if isinstance(value, datetime.datetime) else value
@@ -109,7 +140,8 @@ def _convert(value, tp, path, meta, ctx):
             ctx.fail(path, f"expected a path, got {value!r}")
             return None
         p = Path(value).expanduser()
-        return p if p.is_absolute() or ctx.base_dir is None else Path(os.path.normpath(ctx.base_dir / p))
+        base = Path.cwd() if ctx.lines.get(path) == "--set" else ctx.base_dir  # see PATH_RULE
+        return p if p.is_absolute() or base is None else Path(os.path.normpath(base / p))
     choices, lo, hi = meta.get("choices"), meta.get("lo"), meta.get("hi")
     if choices is not None and value not in choices:
         ctx.fail(path, f"{value!r} is not one of: {', '.join(map(str, choices))}")
@@ -181,12 +213,16 @@ def describe(cls, prefix=""):
         if _is_section(tp):
             rows += describe(tp, name + ".")
             continue
+        if typing.get_origin(tp) is tuple and _is_section(typing.get_args(tp)[0]):  # a list of sections
+            rows += describe(typing.get_args(tp)[0], name + "[].")
+            continue
         meta = f.metadata
         doc = meta.get("doc", "")
         if meta.get("choices"):
             doc += f" One of: {', '.join(map(str, meta['choices']))}."
         if meta.get("lo") is not None or meta.get("hi") is not None:
             lo, hi = meta.get("lo"), meta.get("hi")
+            hi = "2**63 - 1" if hi == INT64_MAX else hi
             doc += f" Range [{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]."
         tname = str(tp) if typing.get_args(tp) else tp.__name__
         tname = tname.replace("typing.", "").replace("pathlib.", "").replace(" | ", " or ")

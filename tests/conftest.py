@@ -1,5 +1,6 @@
 """Shared test fixtures: the real sample data folder and the repository root."""
 
+import logging
 import os
 from pathlib import Path
 
@@ -16,3 +17,11 @@ def sample_data():
     if not SAMPLE_DATA.is_dir():
         pytest.skip(f"real sample data not found at {SAMPLE_DATA} (set SMDA_SAMPLE_DATA)")
     return SAMPLE_DATA
+
+
+@pytest.fixture(autouse=True)
+def default_log_levels():
+    """``smda.run.cli.main`` sets the levels of the root and smda loggers: put them back after every test."""
+    yield
+    logging.getLogger("smda").setLevel(logging.NOTSET)
+    logging.getLogger().setLevel(logging.WARNING)

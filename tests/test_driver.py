@@ -121,8 +121,8 @@ def test_unwritable_output_and_missing_input(tmp_path):
     assert r.returncode == 1 and "cannot" in r.stderr and str(blocker) in r.stderr
     assert "smda.progress" not in r.stderr  # refused before the time loop
     assert not list(tmp_path.rglob("*.tmp"))
-    r = smda("run", a, "--set", "domain.parameters=missing.nc", check=False)
-    assert r.returncode == 1 and "missing.nc" in r.stderr
+    r = smda("run", a, "--set", "domain.parameters=missing.nc", check=False)  # a namelist error: exit 2
+    assert r.returncode == 2 and "domain.parameters: file not found" in r.stderr and "missing.nc" in r.stderr
     r = smda("run", a, "--set", "assimilation.filter=kalman", check=False)
     assert r.returncode == 2 and "assimilation.filter" in r.stderr
 

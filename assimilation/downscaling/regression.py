@@ -50,6 +50,7 @@ from smda.assimilation.downscaling.inputs import (
     make_settings,
     pixel_mean,
 )
+from smda.extras import require
 from smda.model.grid import M01
 
 logger = logging.getLogger(__name__)
@@ -342,8 +343,7 @@ def downscale_random_forest(*, sm_coarse, pixel_of_cell, lst, ndvi, elevation_m=
     Arguments as :func:`smda.assimilation.downscaling.downscale`; ``settings`` are fields of
     :class:`ForestSettings`.
     """
-    from sklearn.ensemble import RandomForestRegressor
-
+    RandomForestRegressor = require("sklearn.ensemble", "ml", "the random-forest operator").RandomForestRegressor
     s = make_settings(ForestSettings, settings)
     inp, lst_p, samples, use_tb = _prepare(s, sm_coarse, pixel_of_cell, lst, ndvi, elevation_m, tb_h, tb_v, history)
     per_acq = np.full((inp.n_acq, inp.n_cells), np.nan)
