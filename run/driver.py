@@ -177,12 +177,9 @@ class Driver:
         # operator's, at the output angle; an open loop records none of them)
         record = {}
         if self.analysis is not None:
-            background = {**{f"{v}_background": ens.state[v] for v in STATE_OUT}, "tb_h_background": tb_b[0],
-                          "tb_v_background": tb_b[1]}
-            record = {k: (a.mean(axis=1), a.std(axis=1, ddof=1)) for k, a in background.items()}
-            del background
-        del tb_b  # freed before the analysis
-        hx_a, tb_a = hx, None
+            record = {f"{v}_background": (ens.state[v].mean(axis=1), ens.state[v].std(axis=1, ddof=1)) for v in STATE_OUT}
+            record.update(tb_h_background=tb_b[0], tb_v_background=tb_b[1])
+        hx_a, tb_a = hx, tb_b
         n_used = 0
         if self.analysis is not None and ok.any():  # (no accepted obs: the analysis equals the background)
             X, lower, upper, scatter = self._filter_view()
@@ -210,10 +207,8 @@ class Driver:
             log.info("analysis %s: no accepted observation (%d rejected: %s); the analysis is the background",
                      str(t)[:16], len(table), table.qc_counts())
         book.count(table, sidx)
-        if self.analysis is not None:  # without an analysis its TB is the background's
-            record.update({f"tb_{p}_analysis": record[f"tb_{p}_background"] if tb_a is None else
-                           (a.mean(axis=1), a.std(axis=1, ddof=1)) for p, a in zip("hv", tb_a or (None, None), strict=True)})
-            del tb_a
+        if self.analysis is not None:  # (without an analysis its TB is the background's)
+            record.update(tb_h_analysis=tb_a[0], tb_v_analysis=tb_a[1])
         with self._timed("output"):
             self._record(t, record, products, table, hx, hx_a)
         self.cycle += 1

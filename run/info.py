@@ -15,10 +15,10 @@ term, from the namelist and the domain decomposition (:mod:`smda.run.decomp`):
 - **static**: per-cell parameters and coordinates, the soil table, the vegetation of the day, daily flux
   sums, the rain of the last day, footprint weights, plus domain-wide index arrays on every rank;
 - **work arrays** of an analysis cycle (on top of the above, then freed): the model equivalents' 1 km TB
-  of every member, H and V, as computed, stacked, reordered and concatenated with the screening fields
-  (6 x n x N float64 per incidence angle, at the second call, after the analysis), the background TB kept
-  for the outputs (2 x n x N), the filter's copy of the updated variables (len(update) x n x N) and
-  the LETKF weight lattice (lattice points x N x N);
+  of every member, H and V, from the RTM and copied into the footprint field (4 x n x N float64 per incidence
+  angle), or the filter's copy of the updated variables (len(update) x n x N, freed before the analysis
+  equivalents) with the LETKF weight lattice (lattice points x N x N); the background means and spreads
+  kept for the record;
 - **outputs**: the largest of (a) an analysis record: the record's fields on every rank, and on rank 0
   one field at a time gathered (global land cells) and gridded (float32), (b) the checkpoint: rank 0
   receives one other rank's part of one array at a time into a buffer and hashes a byte copy of it (no
@@ -58,7 +58,7 @@ _PER_CELL_VALUES = 6 + 7 + 5 + 4 + 1
 # (2 x 6: n, 2 means, 3 deviation sums) and of the difference, its pixel-mean and within-pixel parts (3 x 3)
 _SKILL_ACCUMULATOR = 21
 _SKILL_SLICE = 8  # (y, x) float64 per product at one time: product, truth, anomalies, masks, pairs
-_EQUIVALENT_COPIES = 6  # n x N x 2 polarizations: TB H, V; stacked; reordered; concatenated with screening fields
+_EQUIVALENT_COPIES = 4  # n x N: TB H and V from the RTM, copied into the footprint field (filled in place)
 
 
 _KEYS_HEADER = """# Namelist keys
@@ -221,15 +221,14 @@ def _rank_memory(nl: Namelist, dom, cells: np.ndarray, rank: int, n_ranks: int, 
     if observed:
         equivalents = _EQUIVALENT_COPIES * u
         if filtered:
-            kept = (2 + len(a.update)) * u + 2 * (len(STATE_OUT) + 2) * n * F8  # + background means, spreads
+            kept = 2 * (len(STATE_OUT) + 2) * n * F8  # background means and spreads, kept for the record
             lattice = 0
             if a.filter == "letkf" and a.weight_interpolation and n:
                 s = a.analysis_spacing_km * 1000.0
                 lattice = _span(x, s) * _span(y, s) * N * N * F8
-            work = kept + max(equivalents, lattice)
+            work = kept + max(equivalents, len(a.update) * u + lattice)  # the filter's copy is freed before HX_a
         else:
-            kept = 2 * u
-            work = max(equivalents, kept)
+            work = equivalents
 
     # outputs: (a) the largest record: rank 0 gathers all its fields (global cells), then grids them as float32
     runs = len(members)

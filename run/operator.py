@@ -45,8 +45,9 @@ class ObservationOperator:
         """Model equivalents HX (n_obs, N) of ``table`` from a model run (TB at each TB row's angle and
         polarization, surface SM for SM rows), the footprint means of the screening fields (n_obs, 4: deep soil
         temperature K, frozen fraction, snow fraction, rain of the last 24 h mm), the inside fractions, and with
-        ``tb_out`` the 1 km TB (H, V) (n, N) at the output angle (the first source's angle_deg) from the same RTM
-        call (else None): one RTM evaluation per model state and cycle.
+        ``tb_out`` the ensemble mean and spread ((n,), (n,)) of the 1 km TB H and of V at the output angle (the
+        first source's angle_deg) from the same RTM call (else None): one RTM evaluation per model state and
+        cycle, and no 1 km TB kept beyond it.
         ``inside_threshold`` (scalar or (n_obs,), > 0): HX is NaN where less of the footprint is on model cells."""
         st = run.state
         n, N = st.sm_surface.shape
@@ -67,8 +68,8 @@ class ObservationOperator:
             for a in range(n_ang):
                 field[:, 2 * a * N:(2 * a + 1) * N] = tbh[:, :, a]
                 field[:, (2 * a + 1) * N:(2 * a + 2) * N] = tbv[:, :, a]
-            if tb_out:
-                tb = (np.ascontiguousarray(tbh[:, :, out_at[0]]), np.ascontiguousarray(tbv[:, :, out_at[0]]))
+            if tb_out:  # (a copy only with several angles, one polarization at a time)
+                tb = tuple(_mean_spread(np.ascontiguousarray(a[:, :, out_at[0]])) for a in (tbh, tbv))
             del tbh, tbv
         col = np.zeros(len(table), np.int64)
         col[is_tb] = 2 * which.ravel() + (table.pol[is_tb] == "V")
@@ -85,3 +86,8 @@ class ObservationOperator:
         hx = np.take_along_axis(mean, col[:, None] * N + np.arange(N)[None, :], axis=1)
         hx[inside < thr] = np.nan
         return hx, mean[:, -4:], inside, tb
+
+
+def _mean_spread(a):
+    """Ensemble mean and spread (standard deviation, N - 1) of (n, N) over the members."""
+    return a.mean(axis=1), a.std(axis=1, ddof=1)

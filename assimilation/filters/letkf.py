@@ -28,7 +28,8 @@ depend on the MPI split. Only the variables analysed are rotated.
 Weight interpolation: T is computed on analysis points at (i s, j s) for integers i, j and spacing s
 (a lattice anchored to the projection origin, hence identical on every MPI rank whatever the split)
 and bilinearly interpolated to each 1 km cell from the four lattice points around it. Cost: one
-eigen-solve per lattice point plus O((4 + n_vars) N^2) per cell, instead of one eigen-solve per cell.
+eigen-solve per lattice point (of size min(k, N) for k local observations) plus, per cell, 2 n_vars N^2
+multiply-adds in BLAS (:func:`interpolate_apply`), instead of one eigen-solve per cell.
 Because T depends on the analysis point only through rho, the interpolated T equals the exact one
 where the local observations and their tapers do not change (e.g. infinite radius), and at cells
 lying on lattice points.
@@ -267,10 +268,13 @@ def _cell_block(x, spacing):
 def interpolate_apply(X, cx, cy, spacing, i0, j0, ny, Tgrid, rtpp, rtps, lower, upper, clip):
     """Bilinearly interpolate lattice weights to each cell and apply them, in place.
 
-    Blocked: a run of consecutive cells in one lattice square sharing their x (or y) coordinate has weights
-    T = P + f Q, linear in the other fraction f (P, Q from the four corners), so the prior anomalies of the
-    whole run (cells x variables rows) are multiplied by [P | Q] in one BLAS product and combined per row;
-    runs hold at most :data:`RUN_CAP` cells. Work arrays are allocated once.
+    Blocked: a run of consecutive cells in one lattice square and one row (same y; smda orders cells
+    row-major within each 36 km pixel) has weights T = P + fx Q, linear in the x fraction fx, with
+    P = (1 - fy) T00 + fy T01 and Q = (1 - fy) T10 + fy T11 - P, so the prior anomalies of the whole run
+    (cells x variables rows) are multiplied by [P | Q] in one BLAS product and combined per row; runs hold at
+    most :data:`RUN_CAP` cells. A cell's P, Q and fx depend on the cell only, and BLAS forms each row of a
+    product independently of the others (OpenBLAS does; checked by the split tests), so any order or split of
+    the cells gives the same result (other orders only make shorter runs). Work arrays are allocated once.
     """
     n_cells, n_vars, n = X.shape
     rows_max = RUN_CAP * n_vars
