@@ -188,7 +188,8 @@ class Driver:
             with self._timed("analysis"):
                 diag = self.filter.analyse(X, np.stack([exp.x, exp.y], axis=1), hx[idx], table.value[idx],
                                            table.error_std[idx] ** 2, np.stack([table.x[idx], table.y[idx]], axis=1),
-                                           obs_ids=ids[idx], cycle=k, lower=lower, upper=upper)
+                                           obs_ids=ids[idx], cycle=k, lower=lower, upper=upper,
+                                           obs_loc_radius_km=self._loc_radius(sidx[idx]))
                 scatter(X)
             del X  # the gathered copy of the updated variables
             with self._timed("observations"):
@@ -214,6 +215,12 @@ class Driver:
         self.cycle += 1
         self.n_obs += len(table)
         self.n_used += n_used
+
+    def _loc_radius(self, sidx) -> np.ndarray:
+        """Localization half-width (km) of each observation: its source's loc_radius_km, null ones
+        assimilation.loc_radius_km."""
+        c = self.book.param("loc_radius_km", sidx)  # null -> nan
+        return np.where(np.isnan(c), self.nl.assimilation.loc_radius_km, c)
 
     def _obs_ids(self, table: ObsTable) -> np.ndarray:
         """Global observation ids for the random streams: position on the global 1 km grid, polarization, angle

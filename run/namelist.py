@@ -243,6 +243,10 @@ class Observations:
                                                      doc="Bounds of the adaptive factor on the error std.")
     adaptive_error_memory: float = key(0.9, unit="1", lo=0.0, hi=0.999,
                                        doc="Weight of the previous cycles' statistics (per cycle) in the adaptive error.")
+    loc_radius_km: float | None = key(None, unit="km", lo=1.0,
+                                      doc="Gaspari-Cohn localization half-width c of this source's observations (taper 0 "
+                                      "beyond 2c), e.g. ~10 km for 3 km soil moisture, ~60 km for 36 km TB; null: "
+                                      "assimilation.loc_radius_km.")
 
     @property
     def label(self) -> str:

@@ -16,6 +16,7 @@ Usage::
 
     flt = make_filter("letkf", loc_radius_km=50.0, inflation=1.02, analysis_spacing_km=36.0)
     diag = flt.analyse(X, cell_xy_m, HX, y, obs_err_var, obs_xy_m, obs_ids=ids, cycle=k)
+    diag = flt.analyse(..., obs_loc_radius_km=c_per_obs)    # each observation its own half-width
 
 ``X`` (n_cells, n_vars, N) float64 C-contiguous is updated in place: every variable given is
 updated (pass only the variables to update). ``period_km`` makes the x coordinate periodic (ring
@@ -30,11 +31,17 @@ Conventions, with the conversion from DAPPER / Sakov and Oke (2008) settings:
   (inf: no localization). DAPPER's ``loc_rad`` r (grid lengths) is c = 1.82 r
   (:data:`~smda.assimilation.filters.localization.DAPPER_HALF_WIDTH`): ``loc_rad=4`` on a 1 km
   grid -> ``loc_radius_km=7.28``. ``taper_cutoff=1e-3`` reproduces DAPPER's taper cut-off.
+- ``obs_loc_radius_km`` (analyse, (n_obs,) km) gives each observation its own c (e.g. per source):
+  observation-to-cell tapers use the observation's c (LETKF, EnKF gain, EAKF regressions; EAKF
+  observation-to-observation regressions the c of the observation processed), the EnKF
+  observation-observation taper the PSD cross taper of
+  :func:`~smda.assimilation.filters.localization.cross_taper` (GC(d / c) for equal radii). A scalar
+  ``loc_radius_km`` and per-observation radii all equal to it give bitwise the same analysis.
 
-MPI contract: X and cell_xy_m are this rank's cells; HX, y, obs_err_var, obs_xy_m and obs_ids are
-ALL observations (HX already summed across ranks). Everything in observation space is computed
-from these global arrays only, and the LETKF lattice is anchored to the projection origin, so a
-cell's analysis does not depend on the domain split. No communicator is needed.
+MPI contract: X and cell_xy_m are this rank's cells; HX, y, obs_err_var, obs_xy_m, obs_ids and
+obs_loc_radius_km are ALL observations (HX already summed across ranks). Everything in observation
+space is computed from these global arrays only, and the LETKF lattice is anchored to the projection
+origin, so a cell's analysis does not depend on the domain split. No communicator is needed.
 
 Bounds: ``lower``/``upper`` (n_vars,) or (n_cells, n_vars) in state units (None: unbounded); values
 outside are set to the bound and the amounts are reported in the diagnostics.
@@ -50,7 +57,7 @@ import numpy as np
 
 from smda.assimilation.filters import eakf, enkf, letkf
 from smda.assimilation.filters.base import Filter, check_radius, radius_m
-from smda.assimilation.filters.localization import _period_m, pairwise_taper
+from smda.assimilation.filters.localization import _period_m, taper_matrix
 from smda.registry import Registry
 
 
@@ -72,6 +79,10 @@ class _Localized(Filter):
         if not 0.0 <= self.taper_cutoff < 1.0:
             raise ValueError(f"taper_cutoff must be in [0, 1), got {self.taper_cutoff}")
 
+    def _radii(self, c_m, n_obs):
+        """Per-observation half-widths in m (n_obs,): those given to analyse, else ``loc_radius_km`` for all."""
+        return np.full(n_obs, radius_m(self.loc_radius_km)) if c_m is None else np.ascontiguousarray(c_m)
+
 
 @dataclass(frozen=True, kw_only=True)
 class StochasticEnKF(_Localized):
@@ -84,19 +95,20 @@ class StochasticEnKF(_Localized):
     loc_radius_km: float = math.inf
     center_perturbations: bool = True
 
-    def _update(self, X, cx, cy, HX, y, r, ox, oy, ids, cycle, lam, lo, hi, clip):
+    def _update(self, X, cx, cy, HX, y, r, ox, oy, ids, cycle, lam, lo, hi, clip, c_m):
         n = X.shape[2]
         eps = enkf.perturbed_obs(self.seed, ids, n, cycle, r, center=self.center_perturbations)
+        c = self._radii(c_m, y.size)
         rho_oo = None
-        if math.isfinite(self.loc_radius_km) and y.size:
-            rho_oo = pairwise_taper(np.stack([ox, oy], 1), np.stack([ox, oy], 1), self.loc_radius_km,
-                                    self.period_km, self.taper_cutoff)
+        if np.isfinite(c).any():  # (all infinite: no localization)
+            xy = np.stack([ox, oy], 1)
+            rho_oo = taper_matrix(xy, xy, c, c, _period_m(self.period_km), self.taper_cutoff)
         if y.size:
             v, Yp = enkf.innovation_weights(HX, y, eps, r, lam, rho_oo)
         else:
             v = Yp = np.zeros((0, n))
-        enkf.enkf_update_cells(X, cx, cy, ox, oy, Yp, v, radius_m(self.loc_radius_km),
-                               _period_m(self.period_km), self.taper_cutoff, lam, self.rtpp, self.rtps, lo, hi, clip)
+        enkf.enkf_update_cells(X, cx, cy, ox, oy, Yp, v, c, _period_m(self.period_km), self.taper_cutoff, lam,
+                               self.rtpp, self.rtps, lo, hi, clip)
 
 
 def _rotation(flt, n, cycle):
@@ -114,7 +126,7 @@ class ETKF(Filter):
 
     random_rotation: bool = False
 
-    def _update(self, X, cx, cy, HX, y, r, ox, oy, ids, cycle, lam, lo, hi, clip):
+    def _update(self, X, cx, cy, HX, y, r, ox, oy, ids, cycle, lam, lo, hi, clip, c_m):
         n = X.shape[2]
         ybar = HX.mean(axis=1)
         Yp = np.ascontiguousarray(HX - ybar[:, None])
@@ -148,12 +160,12 @@ class LETKF(_Localized):
         if not (math.isfinite(self.analysis_spacing_km) and self.analysis_spacing_km > 0):
             raise ValueError(f"analysis_spacing_km must be > 0 and finite, got {self.analysis_spacing_km}")
 
-    def _update(self, X, cx, cy, HX, y, r, ox, oy, ids, cycle, lam, lo, hi, clip):
+    def _update(self, X, cx, cy, HX, y, r, ox, oy, ids, cycle, lam, lo, hi, clip, c_m):
         ybar = HX.mean(axis=1)
         Yp = np.ascontiguousarray(HX - ybar[:, None])
         d = y - ybar
         rinv = 1.0 / r
-        radius, period = radius_m(self.loc_radius_km), _period_m(self.period_km)
+        radius, period = self._radii(c_m, y.size), _period_m(self.period_km)
         n = X.shape[2]
         rotation = _rotation(self, n, cycle)
         if not self.weight_interpolation:
@@ -180,11 +192,11 @@ class EAKF(_Localized):
     rank does the same sequence.
     """
 
-    def _update(self, X, cx, cy, HX, y, r, ox, oy, ids, cycle, lam, lo, hi, clip):
+    def _update(self, X, cx, cy, HX, y, r, ox, oy, ids, cycle, lam, lo, hi, clip, c_m):
         order = np.argsort(ids, kind="stable")
         HXs = np.ascontiguousarray(HX[order])  # a copy: overwritten by the serial sequence
         ys, rs, oxs, oys = y[order], r[order], ox[order], oy[order]
-        radius, period = radius_m(self.loc_radius_km), _period_m(self.period_km)
+        radius, period = self._radii(c_m, y.size)[order], _period_m(self.period_km)
         Hp = np.empty_like(HXs)
         dH = np.empty_like(HXs)
         g = np.empty(ys.size)

@@ -61,8 +61,11 @@ class Filter(abc.ABC):
 
     # -- entry point -------------------------------------------------------------------------------
     def analyse(self, X, cell_xy_m, HX, y, obs_err_var, obs_xy_m, *, obs_ids, cycle,
-                lower=None, upper=None) -> AnalysisDiagnostics:
+                lower=None, upper=None, obs_loc_radius_km=None) -> AnalysisDiagnostics:
         """Analyse the ensemble X in place; see the module docstring for the arguments.
+
+        ``obs_loc_radius_km`` (n_obs,): each observation's localization half-width c (km, > 0, inf: none),
+        for the localized filters; None: the filter's ``loc_radius_km`` for all (ignored by the global ETKF).
 
         Returns :class:`smda.assimilation.filters.diagnostics.AnalysisDiagnostics` (O-F statistics of the used
         observations, per-observation O-F and HX spread, used mask, the anomaly inflation factor used,
@@ -70,6 +73,7 @@ class Filter(abc.ABC):
         """
         a = _check_inputs(X, cell_xy_m, HX, y, obs_err_var, obs_xy_m, obs_ids, cycle, lower, upper)
         HX, y, r, oxy, ids, lo, hi = a
+        c_m = None if obs_loc_radius_km is None else _obs_radii_m(obs_loc_radius_km, y.size)
         n = X.shape[2]
         d_all = y - HX.mean(axis=1)
         var_all = HX.var(axis=1, ddof=1)
@@ -83,7 +87,7 @@ class Filter(abc.ABC):
         if X.shape[0] > 0:
             self._update(X, cxy[:, 0].copy(), cxy[:, 1].copy(), np.ascontiguousarray(HXu), yu, ru,
                          np.ascontiguousarray(oxyu[:, 0]), np.ascontiguousarray(oxyu[:, 1]), idsu,
-                         int(cycle), lam, lo, hi, clip)
+                         int(cycle), lam, lo, hi, clip, None if c_m is None else c_m[used])
         n_used = int(used.sum())
         logger.debug("%s: %d obs used, %d rejected, anomaly inflation %.4f, N=%d", type(self).__name__,
                      n_used, used.size - n_used, math.sqrt(lam), n)
@@ -94,13 +98,24 @@ class Filter(abc.ABC):
             clipped_above=clip[:, 1].copy(), n_clipped=clip[:, 2].astype(np.int64))
 
     @abc.abstractmethod
-    def _update(self, X, cx, cy, HX, y, r, ox, oy, ids, cycle, lam, lo, hi, clip):
-        """Analyse X in place with the used observations (variance inflation lam, bounds lo/hi, clip diagnostics)."""
+    def _update(self, X, cx, cy, HX, y, r, ox, oy, ids, cycle, lam, lo, hi, clip, c_m):
+        """Analyse X in place with the used observations (variance inflation lam, bounds lo/hi, clip diagnostics,
+        per-observation localization half-widths c_m in m or None for the filter's own)."""
 
 
 def radius_m(c_km):
     """A radius in km as metres (float)."""
     return float(c_km) * 1000.0
+
+
+def _obs_radii_m(c_km, n_obs):
+    """Per-observation localization half-widths (km, (n_obs,)) as a float64 array in m; ValueError naming the argument."""
+    c = np.asarray(c_km, dtype=np.float64)
+    if c.shape != (n_obs,):
+        raise ValueError(f"obs_loc_radius_km must have shape ({n_obs},) (n_obs from HX), got {c.shape}")
+    if not np.all(c > 0):
+        raise ValueError("obs_loc_radius_km must be > 0 (inf for no localization) for every observation")
+    return c * 1000.0
 
 
 def check_radius(value, name="loc_radius_km"):

@@ -17,8 +17,10 @@ sb2 (ddof = 1), error variance r and value y:
     (a) every later observation j:  HX[j, m] += rho(d_ij) cov(h_j, h_i)/sb2 dh_m
     (b) every state variable x of every cell within the cut-off: x_m += rho(d_xi) cov(x, h_i)/sb2 dh_m
 
-with rho the Gaspari-Cohn taper of :mod:`smda.assimilation.filters.localization` (radius c, zero at 2 c) and
-covariances over the *current* (already updated) ensembles. Step (a) is observation space only and
+with rho the Gaspari-Cohn taper of :mod:`smda.assimilation.filters.localization` with the half-width c_i of
+the observation being processed (zero at 2 c_i; as DART's per-type cut-offs), in (a) as in (b): the prior of
+a later observation j is moved as the state around it is, and covariances are over the *current* (already
+updated) ensembles. Step (a) is observation space only and
 uses the global observation arrays, so every MPI rank computes the same increments. Because a state
 variable's update depends only on itself and on the observation-space quantities (h_i - hb at the
 time obs i is processed, dh_i, sb2_i), the sequence is split into a single observation-space pass
@@ -27,8 +29,8 @@ variable (:func:`eakf_update_cells`); this is the same arithmetic as interleavin
 the result independent of the domain split (bitwise).
 
 Prior multiplicative inflation lambda (a variance factor: lambda = a^2 for the setting ``inflation`` = a)
-scales the anomalies of HX and of the state of every cell that has at least one observation within
-2 c by sqrt(lambda) before the sequence; RTPP/RTPS relax
+scales the anomalies of HX and of the state of every cell that has at least one observation o within
+2 c_o by sqrt(lambda) before the sequence; RTPP/RTPS relax
 towards the prior anomalies (before inflation) and bounds are applied afterwards, per cell and
 variable, as in :mod:`smda.assimilation.filters.enkf` and :mod:`smda.assimilation.filters.letkf`. A cell without any
 observation within 2 c is left bitwise unchanged (only the bounds are applied). An observation whose
@@ -42,7 +44,7 @@ observation errors); the members themselves differ by an ensemble-space rotation
 import numpy as np
 
 from smda.assimilation.filters.ensemble import finish_cell, member_mean, prior_anomalies, work_buffers
-from smda.assimilation.filters.localization import distance2, gaspari_cohn, local_obs
+from smda.assimilation.filters.localization import distance2, gaspari_cohn, local_obs, obs_radius
 from smda.jit import kernel
 
 
@@ -56,7 +58,8 @@ def observation_increments(HX, y, r, ox, oy, radius, period, cutoff, inflation, 
         the time it is processed (inflated and updated by the observations before it)
     y, r : (n_obs,) observations and error variances (obs units, obs units^2)
     ox, oy : (n_obs,) observation coordinates (m)
-    radius, period : Gaspari-Cohn half-width c and x period (m; inf: no localization; period 0: plane)
+    radius : (n_obs,) Gaspari-Cohn half-width c_i of each observation, or one for all (m; inf: no localization)
+    period : x period (m; 0: plane)
     cutoff : tapers at or below it are treated as 0 (0: none)
     inflation : multiplicative prior variance inflation lambda (applied to the HX anomalies first)
     Hp : (n_obs, N) out, anomalies h_i - hb_i of the prior of obs i when processed
@@ -65,7 +68,6 @@ def observation_increments(HX, y, r, ox, oy, radius, period, cutoff, inflation, 
     """
     n_obs, n = HX.shape
     s = np.sqrt(inflation)
-    cut2 = 4.0 * radius * radius
     for i in range(n_obs):
         mean = member_mean(HX[i])
         for m in range(n):
@@ -87,11 +89,13 @@ def observation_increments(HX, y, r, ox, oy, radius, period, cutoff, inflation, 
         shrink = np.sqrt(r[i] / (sb2 + r[i])) - 1.0
         for m in range(n):
             dH[i, m] = shift + shrink * Hp[i, m]
+        c_i = obs_radius(radius, i)
+        cut2 = 4.0 * c_i * c_i
         for j in range(i + 1, n_obs):
             d2 = distance2(ox[i], oy[i], ox[j], oy[j], period)
             if not d2 < cut2:
                 continue
-            rho = gaspari_cohn(np.sqrt(d2) / radius)
+            rho = gaspari_cohn(np.sqrt(d2) / c_i)
             if rho <= cutoff:
                 continue
             mj = member_mean(HX[j])
@@ -109,7 +113,7 @@ def eakf_update_cells(X, cx, cy, ox, oy, Hp, dH, g, radius, period, cutoff, infl
     """Serial regression of the observation increments onto every cell, in place.
 
     X (n_cells, n_vars, N); cx, cy (n_cells,) and ox, oy (n_obs,) coordinates (m), observations in
-    the processing order of :func:`observation_increments` (whose Hp, dH, g are used); radius,
+    the processing order of :func:`observation_increments` (whose Hp, dH, g are used); radius (n_obs,),
     period (m) and cutoff as there; lower, upper (1 or n_cells, n_vars) bounds; clip (n_vars, 3) accumulator.
     """
     n_cells, n_vars, n = X.shape
@@ -120,7 +124,7 @@ def eakf_update_cells(X, cx, cy, ox, oy, Hp, dH, g, radius, period, cutoff, infl
         k = local_obs(cx[i], cy[i], ox, oy, radius, period, cutoff, idx, rho)  # ascending = processing order
         b = i if per_cell else 0
         for v in range(n_vars):
-            if k == 0:  # no observation within 2 c: unchanged (bitwise), only the bounds apply
+            if k == 0:  # no observation o within 2 c_o: unchanged (bitwise), only the bounds apply
                 for m in range(n):
                     xa[m] = X[i, v, m]
                 finish_cell(xa, xp, 0.0, 0.0, lower[b, v], upper[b, v], clip, v)

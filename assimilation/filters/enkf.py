@@ -15,15 +15,16 @@ Computed without any dense (cells x obs) matrix:
     v_m = (rho_oo o HPH^T + R)^-1 (y + eps_m - HX_m)                    (n_obs x N, observation space)
     dx_{i,m} = sum_{o local to i} rho(i, o) cov(x_i, HX_o) v_{o,m}      (per cell: O(local obs x N))
 
-rho is Gaspari-Cohn of the distance between the cell centre and the observation (footprint centre),
-rho_oo the same between observations (see :mod:`smda.assimilation.filters.localization`).
+rho is Gaspari-Cohn of the distance between the cell centre and the observation (footprint centre) with
+the observation's half-width c_o, rho_oo the same between observations (for observations with different
+half-widths the PSD cross taper of :func:`smda.assimilation.filters.localization.cross_taper`).
 
 Everything in observation space (v, eps) is computed from all observations and the global
 observation ids, identically on every MPI rank, so a cell's analysis does not depend on the split.
 Perturbations eps_{o,m} = sqrt(R_o) z with z from :func:`smda.model.streams.normal_field` keyed by
 (seed, "assimilation.obs_perturbation", global obs id, member, cycle); by default they are
 centred (their ensemble mean is removed), so the analysis mean is the Kalman update of the mean.
-A cell without any observation within the cut-off 2 c is left unchanged (no inflation either),
+A cell without any observation o within its cut-off 2 c_o is left unchanged (no inflation either),
 as in :mod:`smda.assimilation.filters.letkf`.
 """
 
@@ -85,7 +86,8 @@ def enkf_update_cells(X, cx, cy, ox, oy, Yp, V, radius, period, cutoff, inflatio
     """Apply the tapered stochastic EnKF increments to every cell, in place.
 
     X (n_cells, n_vars, N); cx, cy (n_cells,) and ox, oy (n_obs,) coordinates (m); Yp, V (n_obs, N)
-    from :func:`innovation_weights`; radius, period (m; period 0 = not periodic); cutoff: tapers at
+    from :func:`innovation_weights`; radius (n_obs,) each observation's half-width, period (m; period 0 = not
+    periodic); cutoff: tapers at
     or below it are 0 (:func:`smda.assimilation.filters.localization.local_obs`); lower, upper
     (1 or n_cells, n_vars); clip (n_vars, 3) accumulator.
     """

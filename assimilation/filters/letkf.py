@@ -32,7 +32,9 @@ eigen-solve per lattice point (of size min(k, N) for k local observations) plus,
 multiply-adds in BLAS (:func:`interpolate_apply`), instead of one eigen-solve per cell.
 Because T depends on the analysis point only through rho, the interpolated T equals the exact one
 where the local observations and their tapers do not change (e.g. infinite radius), and at cells
-lying on lattice points.
+lying on lattice points. Each observation o has its own half-width c_o (taper GC(d / c_o), used within
+2 c_o, at the lattice points as in the exact variant); the interpolation error grows with the spacing
+relative to the smallest c_o, so the spacing should stay well below it (e.g. <= c_o / 2).
 """
 
 import numpy as np
@@ -191,7 +193,7 @@ def apply_global_weights(X, T, rtpp, rtps, lower, upper, clip):
 @kernel
 def letkf_exact_cells(X, cx, cy, ox, oy, Yp, d, rinv, radius, period, cutoff, inflation, rotation,
                       rtpp, rtps, lower, upper, clip):
-    """LETKF with one eigen-solve per cell (coordinates and radius, period in m; taper cut-off).
+    """LETKF with one eigen-solve per cell (coordinates, radius (n_obs,) per observation, period in m; taper cut-off).
 
     ``rotation``: (N, N) mean-preserving rotation applied to every cell's T, or (0, 0) for none.
     """
@@ -211,6 +213,8 @@ def letkf_exact_cells(X, cx, cy, ox, oy, Yp, d, rinv, radius, period, cutoff, in
 @kernel
 def lattice_weights(px, py, needed, ox, oy, Yp, d, rinv, radius, period, cutoff, inflation, Tgrid):
     """Weights Tgrid[p] (n_points, N, N) at the analysis points flagged in ``needed``.
+
+    Local observations of a point: each observation o within its own cut-off 2 radius[o] (m).
 
     A point whose local observations and tapers are those of the previous point solved (e.g. an infinite
     radius, or a lattice finer than the observation spacing far from any observation) copies its weights.

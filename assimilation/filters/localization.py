@@ -27,9 +27,30 @@ dx = min(|dx| mod P, P - |dx| mod P).
 
 Observation positions are the footprint centres; the distance of a 1 km cell to an observation is
 measured from the cell centre to the footprint centre.
+
+Per-observation radii: each observation o may have its own half-width c_o (e.g. ~10 km for a 3 km
+soil-moisture retrieval, ~60 km for a 36 km TB). Observation-to-point tapers (LETKF, EnKF gain,
+EAKF regressions) are GC(d / c_o) with the observation's own c_o, cut at 2 c_o.
+
+The observation-observation taper of the stochastic EnKF must be symmetric and positive
+semi-definite. GC(d / c) is the normalised self-convolution in R^3 of the cone h_c(x) = (1 - |x|/c)_+
+(Gaspari and Cohn 1999, section 4; checked in the tests), so for radii c_i, c_j we use
+
+    rho_ij = (h_ci * h_cj)(d_ij) / sqrt((h_ci * h_ci)(0) (h_cj * h_cj)(0))
+
+(the construction of Gaspari, Cohn, Guo and Pawson 2006, doi:10.1256/qj.05.08). It is the inner
+product of the unit-norm functions h_ci(. - x_i) / ||h_ci||, so the matrix is a Gram matrix: PSD
+with unit diagonal for any radii (points in the plane are points of R^3). It equals GC(d / c)
+(bitwise: the same formula is used) when c_i = c_j = c, vanishes beyond c_i + c_j (the mean of the
+two cut-offs), and for c_i != c_j is computed by Gauss-Legendre quadrature that is exact for the
+piecewise-polynomial integrand (:func:`cross_taper`). Neither GC(d / sqrt(c_i c_j)) nor the product
+of the two tapers is PSD in general. Mixing an infinite radius with finite ones has no such
+construction (an infinite cone has no finite norm) and is rejected there.
 """
 
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 from smda.jit import inline, kernel
 
@@ -75,20 +96,32 @@ def distance2(ax, ay, bx, by, period):
     return dx * dx + dy * dy
 
 
+def obs_radius(radius, o):
+    """Half-width of observation o: ``radius[o]`` for per-observation radii (n_obs,), else the scalar itself."""
+    return radius[o] if np.ndim(radius) else radius
+
+
+@overload(obs_radius, inline="always")
+def _obs_radius_jit(radius, o):
+    if isinstance(radius, types.Array):
+        return lambda radius, o: radius[o]
+    return lambda radius, o: radius
+
+
 @kernel
 def local_obs(px, py, obs_x, obs_y, radius, period, cutoff, idx_out, rho_out):
-    """Observations within 2 * radius of point (px, py) with a Gaspari-Cohn taper above ``cutoff``.
+    """Observations o within 2 * radius[o] of point (px, py) with a Gaspari-Cohn taper above ``cutoff``.
 
     Fills ``idx_out[:k]`` (int64 obs indices, ascending) and ``rho_out[:k]`` and returns k.
-    ``radius`` in the units of the coordinates (inf: all observations with taper 1); ``cutoff``
-    in [0, 1) (0: every observation with a positive taper).
+    ``radius`` (n_obs,) each observation's half-width c_o in the units of the coordinates, or one for all
+    (inf: taper 1 at any distance); ``cutoff`` in [0, 1) (0: every observation with a positive taper).
     """
-    cut2 = 4.0 * radius * radius
     k = 0
     for o in range(obs_x.shape[0]):
         d2 = distance2(px, py, obs_x[o], obs_y[o], period)
-        if d2 < cut2:
-            rho = gaspari_cohn(np.sqrt(d2) / radius)
+        c = obs_radius(radius, o)
+        if d2 < 4.0 * c * c:
+            rho = gaspari_cohn(np.sqrt(d2) / c)
             if rho > cutoff:
                 idx_out[k] = o
                 rho_out[k] = rho
@@ -96,26 +129,100 @@ def local_obs(px, py, obs_x, obs_y, radius, period, cutoff, idx_out, rho_out):
     return k
 
 
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(4)  # exact for the degree-5 pieces of the cross-convolution
+
+
+@inline
+def _cone_moment(s, c):
+    """Antiderivative of s h_c(s) = s (1 - s / c): s^2 / 2 - s^3 / (3 c)."""
+    return s * s * (0.5 - s / (3.0 * c))
+
+
 @kernel
-def _pair_taper(ax, ay, bx, by, radius, period, cutoff, out):
+def cross_taper(d, ci, cj):
+    """Symmetric PSD taper between points at distance d with half-widths ci, cj (finite, > 0).
+
+    GC(d / ci) if ci == cj; otherwise (h_ci * h_cj)(d) / sqrt(N_ci N_cj), the normalised R^3 convolution of
+    the cones h_c(x) = (1 - |x|/c)_+ (module docstring), N_c = 2 pi c^3 / 15 = ||h_c||^2. With r = |x| and
+    the point at distance d, (h_ci * h_cj)(d) = (2 pi / d) int_0^ci r h_ci(r) [P(min(r + d, cj)) - P(|r - d|)] dr
+    over |r - d| < cj, P the antiderivative of s h_cj(s); the integrand is a polynomial of degree <= 5 between
+    the breakpoints d, cj - d, d - cj, d + cj, integrated exactly by 4-point Gauss-Legendre per piece.
+    """
+    if ci == cj:
+        return gaspari_cohn(d / ci)
+    if ci > cj:  # bitwise symmetric in (ci, cj)
+        ci, cj = cj, ci
+    if d >= ci + cj:
+        return 0.0
+    norm = 2.0 * np.pi / 15.0 * np.sqrt(ci * ci * ci * cj * cj * cj)
+    m = min(ci, cj)
+    if d <= 1e-9 * m:  # coincident points: 4 pi int_0^m r^2 h_ci h_cj dr (the integrand is smooth in d there)
+        return 4.0 * np.pi * m * m * m * (1.0 / 3.0 - 0.25 * m * (1.0 / ci + 1.0 / cj) + 0.2 * m * m / (ci * cj)) / norm
+    b = np.empty(6)
+    b[0], b[1], nb = 0.0, ci, 2
+    for t in (d, cj - d, d - cj, d + cj):
+        if 0.0 < t < ci:
+            b[nb] = t
+            nb += 1
+    b[:nb].sort()
+    tot = 0.0
+    for p in range(nb - 1):
+        h, mid = 0.5 * (b[p + 1] - b[p]), 0.5 * (b[p + 1] + b[p])
+        for q in range(_GL_X.shape[0]):
+            r = mid + h * _GL_X[q]
+            lo = abs(r - d)
+            if lo < cj:
+                tot += h * _GL_W[q] * r * (1.0 - r / ci) * (_cone_moment(min(r + d, cj), cj) - _cone_moment(lo, cj))
+    return max(2.0 * np.pi / d * tot / norm, 0.0)
+
+
+@kernel
+def _pair_taper(ax, ay, ra, bx, by, rb, period, cutoff, out):
     for i in range(ax.shape[0]):
         for j in range(bx.shape[0]):
-            rho = gaspari_cohn(np.sqrt(distance2(ax[i], ay[i], bx[j], by[j], period)) / radius)
+            rho = cross_taper(np.sqrt(distance2(ax[i], ay[i], bx[j], by[j], period)), ra[i], rb[j])
             out[i, j] = rho if rho > cutoff else 0.0
 
 
-def pairwise_taper(a_xy_m, b_xy_m, radius_km, period_km=None, cutoff=0.0):
-    """Dense Gaspari-Cohn taper matrix (len(a), len(b)) between two sets of points (m).
+def pairwise_taper(a_xy_m, b_xy_m, radius_km, period_km=None, cutoff=0.0, radius_b_km=None):
+    """Dense taper matrix (len(a), len(b)) between two sets of points (m).
 
-    Tapers at or below ``cutoff`` are set to 0. Used for the observation-observation taper rho_oo
-    of the stochastic EnKF (small: n_obs^2).
+    ``radius_km``: the half-width c (km) of every point, or one per point of a (len(a),); ``radius_b_km``
+    those of b (default: ``radius_km``, which then must be a scalar or also fit b). Pairs with equal radii
+    get GC(d / c), others :func:`cross_taper`, so a set against itself gives a PSD matrix (the observation-
+    observation taper rho_oo of the stochastic EnKF; small: n_obs^2). Tapers at or below ``cutoff`` are set to 0.
     """
+    ra = _radii_m(radius_km, np.shape(a_xy_m)[0], "radius_km")
+    rb = _radii_m(radius_km if radius_b_km is None else radius_b_km, np.shape(b_xy_m)[0], "radius_b_km")
+    return taper_matrix(a_xy_m, b_xy_m, ra, rb, _period_m(period_km), cutoff)
+
+
+def taper_matrix(a_xy_m, b_xy_m, ra_m, rb_m, period_m, cutoff):
+    """:func:`pairwise_taper` with radii (one per point) and period in m (period 0: not periodic)."""
     a = np.ascontiguousarray(a_xy_m, dtype=np.float64)
     b = np.ascontiguousarray(b_xy_m, dtype=np.float64)
+    ra = np.ascontiguousarray(ra_m, dtype=np.float64)
+    rb = np.ascontiguousarray(rb_m, dtype=np.float64)
+    if np.isinf(ra).any() or np.isinf(rb).any():
+        if not (np.isinf(ra).all() and np.isinf(rb).all()):
+            raise ValueError("localization: infinite and finite radii cannot be mixed in the observation-observation "
+                             "taper (no PSD taper between them); give every observation a finite radius")
     out = np.empty((a.shape[0], b.shape[0]))
-    _pair_taper(a[:, 0].copy(), a[:, 1].copy(), b[:, 0].copy(), b[:, 1].copy(),
-                float(radius_km) * 1000.0, _period_m(period_km), float(cutoff), out)
+    _pair_taper(a[:, 0].copy(), a[:, 1].copy(), ra, b[:, 0].copy(), b[:, 1].copy(), rb, float(period_m),
+                float(cutoff), out)
     return out
+
+
+def _radii_m(radius_km, n, name):
+    """Radii in m, one per point (n,), from a scalar or (n,) array in km (each > 0; inf allowed)."""
+    r = np.asarray(radius_km, dtype=np.float64)
+    if r.ndim == 0:
+        r = np.full(n, float(r))
+    if r.shape != (n,):
+        raise ValueError(f"{name} must be a scalar or have shape ({n},), got {r.shape}")
+    if not np.all(r > 0):
+        raise ValueError(f"{name}: localization radii must be > 0 (inf for none)")
+    return r * 1000.0
 
 
 def _period_m(period_km):
