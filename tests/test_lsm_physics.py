@@ -153,14 +153,14 @@ def test_dry_down_warms_midday_skin():
     hours and the warming is gradual: every day warmer than the last once the layer is below field
     capacity, by more than 1.5 K over the fortnight, with the surface layer drier than the root zone.
 
-    Why 1.5 K and not the 4 K this test asked before the cap: in force-restore (Noilhan & Planton 1989)
-    bare soil evaporates rho CH V (hu qsat(Ts) - qa) with hu = (1 - cos(pi wg / wfc)) / 2 below field
-    capacity, so the skin warms only as far as hu falls. ISBA's uncapped C1 is calibrated for a layer of
-    about 1 cm (Noilhan & Mahfouf 1996): it dried this 5 cm layer below 0.15 m3 m-3 in the fortnight (hu
-    small) and the skin warmed by more than 4 K. With C1 <= 1 the force term removes no more than the
-    evaporated water while the restore term refills the layer from the root zone, so after 14 days wg
-    is 0.16 m3 m-3 (wg / wfc = 0.63, hu = 0.7): midday LE is still about 380 W m-2 (400 at the start),
-    sensible heat has grown from 0 to 25 W m-2, and the midday skin-air difference has grown by 1.7 K.
+    Why 1.5 K and not the 4 K this test asked before the cap: bare soil evaporates beta Ep with the Lee &
+    Pielke (1992) beta = ((1 - cos(pi wg / wfc)) / 2)^2 below field capacity (smda.model.lsm), so the skin
+    warms only as far as beta falls. ISBA's uncapped C1 is calibrated for a layer of about 1 cm (Noilhan &
+    Mahfouf 1996): it dried this 5 cm layer below 0.15 m3 m-3 in the fortnight and the skin warmed by more
+    than 4 K. With C1 <= 1 the force term removes no more than the evaporated water while the restore term
+    refills the layer from the root zone, so after 14 days wg is 0.16 m3 m-3 (wg / wfc = 0.64, beta = 0.5):
+    midday LE is 350 W m-2 (360-386 before), sensible heat has grown from 5 to 36 W m-2, and the midday
+    skin-air difference has grown by 2.1 K.
     """
     params, state, veg = _setup([0.4], [0.2], fveg=0.0, lai=0.0, sm=0.40, t=295.0)
     fl = lsm.Fluxes(1, N_MEM)
