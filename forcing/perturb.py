@@ -238,6 +238,13 @@ def _cell_values(state, ir, ic, wr, wc, norm, out):
 # ----------------------------------------------------------------------------------------------
 
 
+def lattice_spacing_m(lattice_cells: int, corr_length_km: float) -> float:
+    """Spacing (m) of the perturbation lattice: ``lattice_cells`` 1 km cells, or a quarter of the correlation
+    length when that is finer (storm-scale lengths are resolved, not smoothed)."""
+    quarter = max(1, round(corr_length_km * 1000.0 / (4.0 * M01.cell_m)))
+    return min(lattice_cells, quarter) * M01.cell_m
+
+
 class ForcingPerturbations:
     """AR(1), spatially and cross-correlated forcing perturbations for an ensemble.
 
@@ -301,9 +308,7 @@ class ForcingPerturbations:
         self._b = np.array(b, float)
 
         # lattice geometry (anchored to the EASE-Grid 2.0 origin; rows count south)
-        quarter = max(1, round(settings.corr_length_km * 1000.0 / (4.0 * M01.cell_m)))
-        h = min(settings.lattice_cells, quarter) * M01.cell_m
-        self.lattice_m = h
+        h = self.lattice_m = lattice_spacing_m(settings.lattice_cells, settings.corr_length_km)
         sig_k = settings.corr_length_km * 1000.0 / math.sqrt(2.0)
         nk = max(1, int(math.ceil(settings.kernel_radius * sig_k / h)))
         offs = np.arange(-nk, nk + 1) * h

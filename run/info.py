@@ -177,7 +177,7 @@ def _span(v: np.ndarray, spacing: float) -> int:
 
 
 def _rank_memory(nl: Namelist, dom, cells: np.ndarray, rank: int, n_ranks: int, records: int) -> RankMemory:
-    from smda.forcing.perturb import PerturbationSettings
+    from smda.forcing.perturb import PerturbationSettings, lattice_spacing_m
     from smda.model.grid import GRIDS, M01
     from smda.model.lsm import FLAGS, FLUXES, FORCING
     from smda.model.soil import PARAMETER_NAMES
@@ -201,7 +201,7 @@ def _rank_memory(nl: Namelist, dom, cells: np.ndarray, rank: int, n_ranks: int, 
     n_pert = sum(s > 0 for s in (p.precip_std, p.sw_std, p.lw_std_Wm2, p.t_air_std_K))
     if p.enabled and n_pert and n:  # per-member values; AR(1) lattice: white noise (with halo), convolution, innovation, state
         model += n_pert * u
-        h = PerturbationSettings().lattice_cells * M01.cell_m
+        h = lattice_spacing_m(PerturbationSettings().lattice_cells, p.length_km)
         halo = 2 * max(1, math.ceil(PerturbationSettings().kernel_radius * p.length_km * 1000 / math.sqrt(2) / h))
         nr, nc = _span(M01.y0 - y, h), _span(x - M01.x0, h)
         model += F8 * N * n_pert * ((nr + halo) * (nc + halo) + (nr + halo) * nc + 2 * nr * nc)
