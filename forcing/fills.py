@@ -28,6 +28,11 @@
   10 % too high on average (Bohn et al. 2013 report such overestimates in humid climates).
 
 Days are local solar days (UTC shifted by longitude / 15 h).
+
+Gaps (:func:`gap_fill`, used by the gridded reader): runs of missing values along time, per grid cell,
+follow the station-forcing rule (:mod:`smda.forcing.site`): states and radiation linear in time between
+the records either side (the nearest value held at the ends of the series), precipitation set to 0 (no
+rain assumed); a run longer than ``max_gap_h`` is not filled but flagged.
 """
 
 from __future__ import annotations
@@ -49,6 +54,35 @@ TR_ALPHA = -6.1e-5  # Pa-1, water-vapour absorption of the clear-sky transmittan
 MIN_COS_AIRMASS = 0.05  # the air mass at most 20 (low sun)
 WET_DAY_FACTOR = 0.75
 SMOOTH_DAYS = 30
+
+
+def gap_fill(times, values, step_s: float, max_gap_h: float, *, zero: bool = False):
+    """Fill missing values (non-finite) of ``values`` (nt, ...) along time (axis 0) on the regular axis ``times`` (nt,).
+
+    Returns ``(filled, missing, too_long, first, last)``: the filled copy (runs longer than ``max_gap_h``,
+    or columns without any value, stay missing), and per value (nt, m) whether it was missing, whether its
+    run is too long, and the run's first and last record index. Vectorised over columns (no loop over cells).
+    """
+    v = np.array(values, np.float64).reshape(len(times), -1)
+    nt = v.shape[0]
+    missing = ~np.isfinite(v)
+    idx = np.broadcast_to(np.arange(nt)[:, None], v.shape)
+    prev = np.maximum.accumulate(np.where(missing, -1, idx), axis=0)  # last valid record at or before
+    nxt = np.minimum.accumulate(np.where(missing, nt, idx)[::-1], axis=0)[::-1]  # first valid at or after
+    hours = (nxt - prev - 1) * float(step_s) / 3600.0
+    too_long = missing & ((hours > float(max_gap_h)) | ((prev < 0) & (nxt >= nt)))
+    fill = missing & ~too_long
+    if zero:
+        v[fill] = 0.0
+    else:
+        p, q = np.clip(prev, 0, nt - 1), np.clip(nxt, 0, nt - 1)
+        vp, vq = np.take_along_axis(v, p, 0), np.take_along_axis(v, q, 0)
+        t = (np.asarray(times, "datetime64[s]") - np.asarray(times, "datetime64[s]")[0]).astype(np.float64)
+        span = np.where(q > p, t[q] - t[p], 1.0)
+        with np.errstate(invalid="ignore"):
+            inner = vp + (t[:, None] - t[p]) / span * (vq - vp)
+        v[fill] = np.where(prev < 0, vq, np.where(nxt >= nt, vp, inner))[fill]
+    return v.reshape(np.shape(values)), missing, too_long, prev + 1, nxt - 1
 
 
 def hypsometric_pressure(elevation_m: float, t_air, q_air=0.0):

@@ -18,10 +18,20 @@ Every used variable's ``units`` attribute is checked (:mod:`smda.forcing.units`)
 raise ValueError naming the file and variable, and every record read is range-checked after conversion
 (:mod:`smda.forcing.checks`: the error names the file, variable, value, time and the likely unit mistake).
 Files are concatenated in time; a time stamp in several files (overlapping downloads) is read from the
-first file given, with a warning. Data are read lazily (xarray backends, no dask),
-``chunk_steps`` records at a time over the spatial window the cells need, so memory does not grow
-with the period. Regridding and elevation correction: :mod:`smda.forcing.regrid`; time interpolation:
-:mod:`smda.forcing.timeinterp`.
+first file given, with a warning.
+
+Gaps follow the station-forcing rule (:mod:`smda.forcing.site`, :func:`smda.forcing.fills.gap_fill`):
+missing values (NaN, _FillValue) at a grid cell over up to ``max_gap_h`` (``forcing.max_gap_h``) are
+interpolated linearly in time per cell (precipitation set to 0), and time steps missing from the files
+(holes in the regular time axis of the files' step) are such gaps at every cell; a longer gap is an error
+naming the files, variable, period and number of cells. Each chunk is read with ``max_gap_h`` of records
+either side, so a gap across a chunk boundary is seen whole while memory stays bounded by
+``chunk_steps + 2 max_gap_h / step`` records (at the cost of re-reading those records). The counts of
+filled values per variable over the records read are in :attr:`GriddedForcing.fill_record`.
+
+Data are read lazily (xarray backends, no dask), ``chunk_steps`` records at a time over the spatial window
+the cells need, so memory does not grow with the period. Regridding and elevation correction:
+:mod:`smda.forcing.regrid`; time interpolation: :mod:`smda.forcing.timeinterp`.
 """
 
 from __future__ import annotations
@@ -33,8 +43,10 @@ import numpy as np
 import xarray as xr
 
 from smda.forcing import checks
+from smda.forcing import fills as F
 from smda.forcing import units as U
 from smda.forcing.regrid import LAPSE_RATE, BilinearWeights, lapse_adjust
+from smda.forcing.site import MAX_GAP_H
 from smda.forcing.timeinterp import distribute_shortwave, flux_interval, state_bracket
 from smda.registry import Registry
 
@@ -82,10 +94,12 @@ class GriddedForcing:
     forcing_elevation_m : (ny, nx) elevation of the forcing grid (m) for the lapse-rate correction
     sw_zenith : distribute shortwave inside its interval by the solar zenith angle
     check : range and unit-plausibility checks of every record read (:mod:`smda.forcing.checks`)
+    max_gap_h : longest gap (h) filled per grid cell (see module doc)
     """
 
     def __init__(self, paths, preset: str, *, mapping: dict | None = None, required=None, chunk_steps: int = 24,
-                 forcing_elevation_m=None, sw_zenith: bool = True, check: bool = True):
+                 forcing_elevation_m=None, sw_zenith: bool = True, check: bool = True,
+                 max_gap_h: float = MAX_GAP_H):
         spec = PRESETS[preset]
         paths = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
         if not paths:
@@ -113,6 +127,9 @@ class GriddedForcing:
         self.chunk_steps = int(chunk_steps)
         self.sw_zenith = bool(sw_zenith)
         self.check = bool(check)
+        if not float(max_gap_h) >= 0.0:
+            raise ValueError(f"forcing.max_gap_h must be >= 0, got {max_gap_h}")
+        self.max_gap_h = float(max_gap_h)
         self._zf = None if forcing_elevation_m is None else np.asarray(forcing_elevation_m, float)
 
         # open lazily, index times across files
@@ -139,8 +156,24 @@ class GriddedForcing:
         if not keep.all():
             log.warning("forcing: %d time stamps appear in several files (overlap); the record of the first file "
                         "given is used (%s)", int((~keep).sum()), ", ".join(str(paths[i]) for i in np.unique(fi[~keep])))
-        self.times, self._fidx, self._lidx = t[keep], fi[keep], li[keep]
-        self.dt_s = float(np.median(np.diff(self.times)) / np.timedelta64(1, "s")) if self.times.size > 1 else 3600.0
+        t, fi, li = t[keep], fi[keep], li[keep]
+        self.dt_s = float(np.median(np.diff(t)) / np.timedelta64(1, "s")) if t.size > 1 else 3600.0
+        # the regular time axis of the files' step; a time step no file holds has file index -1 (a gap)
+        step = np.timedelta64(int(round(self.dt_s)), "s")
+        off = (t - t[0]) % step != np.timedelta64(0, "s")
+        if off.any():
+            k = int(np.argmax(off))
+            raise ValueError(f"file {paths[fi[k]]}: time {t[k]} is not on the {self.dt_s:g} s step of the forcing")
+        pos = ((t - t[0]) // step).astype(np.int64)
+        self.times = t[0] + np.arange(int(pos[-1]) + 1) * step
+        self._fidx = np.full(self.times.size, -1)
+        self._lidx = np.zeros(self.times.size, np.int64)
+        self._fidx[pos], self._lidx[pos] = fi, li
+        if self.times.size > t.size:
+            log.warning("forcing: %d time steps of %g s missing from the files are treated as gaps",
+                        self.times.size - t.size, self.dt_s)
+        self._halo = int(np.floor(self.max_gap_h * 3600.0 / self.dt_s + 1e-9))  # records read either side of a chunk
+        self._filled = {}  # {name: (filled values per record (nt,), longest filled run per record in records (nt,))}
 
         # choose and check variables
         self.sources = {}
@@ -186,35 +219,35 @@ class GriddedForcing:
 
     # --- reading ---------------------------------------------------------------------------
     def _read(self, src, i0, i1, ys, xs):
-        """Raw values of ``src`` for global records [i0, i1) over the window (ys, xs) -> (nt, ny, nx)."""
-        out = None
+        """Raw values of ``src`` for global records [i0, i1) over the window (ys, xs) -> (nt, ny, nx); NaN where no
+        file holds the record."""
         f = self._fidx[i0:i1]
         loc = self._lidx[i0:i1]
-        for fi in np.unique(f):  # each file's records go to their places in time (files in any order)
+        out = np.full((f.size, ys.stop - ys.start, xs.stop - xs.start), np.nan)
+        for fi in np.unique(f[f >= 0]):  # each file's records go to their places in time (files in any order)
             ds = self._ds[fi]
             rows = np.flatnonzero(f == fi)
             li = loc[rows]
             da = ds[src].isel(time=slice(int(li.min()), int(li.max()) + 1))
             dims = [d for d in da.dims if d != "time"]
             da = da.isel({dims[-2]: ys, dims[-1]: xs})
-            vals = np.asarray(da.values, dtype=np.float64)[li - li.min()]
-            if out is None:
-                out = np.empty((f.size,) + vals.shape[1:])
-            out[rows] = vals
-        return out, self._ds[f[0]][src].attrs.get("units"), self._paths[f[0]]
+            out[rows] = np.asarray(da.values, dtype=np.float64)[li - li.min()]
+        first = int(f[np.argmax(f >= 0)]) if (f >= 0).any() else 0
+        return out, self._ds[first][src].attrs.get("units"), self._paths[first]
 
     def _load_chunk(self, i0):
         i1 = min(i0 + self.chunk_steps, self.times.size)
+        a, b = max(0, i0 - self._halo), min(self.times.size, i1 + self._halo)  # with the records either side
         ys, xs = self._geom["ys"], self._geom["xs"]
         data = {}
         interval = self.dt_s
-        lead = 1 if (self.accumulation == "since_00utc" and i0 > 0) else 0
+        lead = 1 if (self.accumulation == "since_00utc" and a > 0) else 0
         for name, srcs in self.sources.items():
             vals = []
             for s in srcs:
-                raw, u, path = self._read(s, i0 - lead if name in U.FLUXES else i0, i1, ys, xs)
+                raw, u, path = self._read(s, a - lead if name in U.FLUXES else a, b, ys, xs)
                 if name in U.FLUXES and self.accumulation == "since_00utc":
-                    raw = self._deaccumulate(raw, i0, lead)
+                    raw = self._deaccumulate(raw, a, lead)
                 vals.append(U.convert(raw, u, U.ALLOWED[name], where=f"file {path}, variable {s!r}",
                                       interval_s=interval))
             if name == "wind" and len(vals) == 2:
@@ -222,22 +255,70 @@ class GriddedForcing:
             else:
                 data[name] = vals[0]
             if self.check:
-                checks.check_range(name, data[name], self.times[i0:i1], label=u, interval_s=interval,
-                                   where=lambda k, srcs=srcs: f"file {self._paths[self._fidx[i0 + k]]}, variable "
+                checks.check_range(name, data[name], self.times[a:b], label=u, interval_s=interval,
+                                   where=lambda k, srcs=srcs: f"file {self._paths[self._fidx[a + k]]}, variable "
                                    f"{'/'.join(srcs)!r}")
+            data[name] = self._fill_gaps(name, srcs, data[name], a, i0, i1)
         if self._humidity == "dewpoint":
             data["q_air"] = U.q_from_dewpoint(data.pop("dewpoint"), data["p_surf"])
         elif self._humidity == "rel_hum":
             data["q_air"] = U.q_from_rh(data.pop("rel_hum"), data["t_air"], data["p_surf"])
-        for k, v in data.items():
-            bad = ~np.isfinite(v).reshape(v.shape[0], -1).all(axis=1)
-            if bad.any():
-                r = i0 + int(np.argmax(bad))
-                raise ValueError(f"file {self._paths[self._fidx[r]]}: forcing {k} has missing values at "
-                                 f"{self.times[r]} ({int(bad.sum())} records of {self.times[i0]}..{self.times[i1 - 1]}) "
-                                 "near the cells")
-        self._chunk = (i0, i1, data)
-        log.debug("forcing chunk %d..%d loaded", i0, i1)
+        self._chunk = (i0, i1, {k: v[i0 - a:i1 - a] for k, v in data.items()})
+        log.debug("forcing chunk %d..%d loaded (records %d..%d read)", i0, i1, a, b)
+
+    def _fill_gaps(self, name, srcs, v, a, i0, i1):
+        """``v`` (records a.. of the padded window) with gaps up to max_gap_h filled; a longer gap touching the
+        chunk [i0, i1) is an error naming the files, variable, period and number of cells."""
+        if np.isfinite(v).all():
+            return v
+        filled, missing, too_long, first, last = F.gap_fill(self.times[a:a + v.shape[0]], v, self.dt_s, self.max_gap_h,
+                                                            zero=name == "precip")
+        rows = slice(i0 - a, i1 - a)
+        if too_long[rows].any():
+            r, c = np.unravel_index(int(np.argmax(too_long[rows])), too_long[rows].shape)
+            s, e = int(first[rows][r, c]), int(last[rows][r, c])  # window indices of the run
+            cells = int(too_long[s:e + 1].any(axis=0).sum())
+            s, e = self._whole_run(srcs, int(c), a + s, a + e)
+            fi = self._fidx[max(s - 1, 0):e + 2]
+            files = ", ".join(str(self._paths[i]) for i in np.unique(fi[fi >= 0])) or ", ".join(map(str, self._paths))
+            raise ValueError(f"file {files}: variable {'/'.join(srcs)!r} ({name}) is missing at {cells} of "
+                             f"{too_long.shape[1]} forcing grid cells from {self.times[s]} to {self.times[e]} "
+                             f"({(e - s + 1) * self.dt_s / 3600.0:g} h), longer than forcing.max_gap_h = "
+                             f"{self.max_gap_h:g} h")
+        done = missing[rows]
+        if done.any():
+            count, longest = self._filled.setdefault(name, (np.zeros(self.times.size, np.int64),
+                                                            np.zeros(self.times.size, np.int64)))
+            if not count.any():
+                log.warning("forcing %s (%s): gaps filled (%s)", "/".join(srcs), name, self._fill_method(name))
+            count[i0:i1] = done.sum(axis=1)
+            longest[i0:i1] = np.where(done, last[rows] - first[rows] + 1, 0).max(axis=1)
+        return filled
+
+    def _whole_run(self, srcs, cell, s, e):
+        """First and last record of the run of missing values through [s, e] at window cell ``cell``, from that
+        cell's whole series (read only on this error path: one value per record)."""
+        ys, xs = self._geom["ys"], self._geom["xs"]
+        yy, xx = divmod(cell, xs.stop - xs.start)
+        y, x = slice(ys.start + yy, ys.start + yy + 1), slice(xs.start + xx, xs.start + xx + 1)
+        ok = np.all([np.isfinite(self._read(src, 0, self.times.size, y, x)[0][:, 0, 0]) for src in srcs], axis=0)
+        before, after = np.flatnonzero(ok[:s]), np.flatnonzero(ok[e + 1:])
+        return (int(before[-1]) + 1 if before.size else 0), (e + int(after[0]) if after.size else self.times.size - 1)
+
+    @staticmethod
+    def _fill_method(name):
+        return "set to 0 (no rain assumed)" if name == "precip" else "interpolated linearly in time"
+
+    @property
+    def fill_record(self) -> dict:
+        """{source variable: how many values were filled, over the records read so far} (outputs' forcing_fill)."""
+        out = {}
+        for name, (count, longest) in self._filled.items():
+            steps = np.flatnonzero(count)
+            out[name] = (f"{int(count.sum())} values at {steps.size} time steps of the forcing grid cells (longest "
+                         f"{longest.max() * self.dt_s / 3600.0:g} h, first at {self.times[steps[0]]}) "
+                         f"{self._fill_method(name)}")
+        return out
 
     def _deaccumulate(self, raw, i0, lead):
         t = self.times[i0 - lead:i0 - lead + raw.shape[0]]

@@ -222,33 +222,29 @@ def _regular(times, data, src, step_s, paths):
 
 
 def _fill_gaps(times, data, src, paths, labels, step_s, max_gap_h):
-    """Fill gaps up to ``max_gap_h`` in place (see module doc); {name: method} of the filled ones."""
+    """Fill gaps up to ``max_gap_h`` in place with :func:`smda.forcing.fills.gap_fill` (see module doc); {name:
+    method} of the filled ones."""
     record = {}
     for name, v in data.items():
-        miss = ~np.isfinite(v)
-        if not miss.any():
+        if np.isfinite(v).all():
             continue
-        if miss.all():
+        if not np.isfinite(v).any():
             raise ValueError(f"file {', '.join(str(p) for p in paths)}: variable {labels[name][0]!r} ({name}) has no values")
-        edges = np.diff(np.r_[0, miss.astype(np.int8), 0])
-        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
-        hours = (ends - starts + 1) * step_s / 3600.0
-        if hours.max() > max_gap_h:
-            i = int(np.argmax(hours > max_gap_h))
-            s, e = starts[i], ends[i]
+        filled, miss, too_long, first, last = (a.reshape(-1) for a in F.gap_fill(times, v, step_s, max_gap_h,
+                                                                                 zero=name == "precip"))
+        runs = np.unique(first[miss])
+        hours = (last[runs] - runs + 1) * step_s / 3600.0
+        if too_long.any():
+            s = int(first[np.argmax(too_long)])
+            e = int(last[s])
             near = {paths[src[k]] for k in (s - 1, e + 1) if 0 <= k < src.size and src[k] >= 0}
-            col = labels[name][0]
-            raise ValueError(f"file {', '.join(str(p) for p in sorted(near))}: variable {col!r} ({name}) is missing from "
-                             f"{times[s]} to {times[e]} ({hours[i]:g} h, {e - s + 1} records), longer than "
-                             f"forcing.max_gap_h = {max_gap_h:g} h")
-        if name == "precip":
-            v[miss] = 0.0
-            how = "set to 0 (no rain assumed)"
-        else:
-            v[miss] = np.interp(times[miss].astype(np.float64), times[~miss].astype(np.float64), v[~miss])
-            how = "interpolated linearly in time"
-        record[name] = (f"{starts.size} gaps ({int(miss.sum())} records, longest {hours.max():g} h, first at "
-                        f"{times[starts[0]]}) {how}")
+            raise ValueError(f"file {', '.join(str(p) for p in sorted(near))}: variable {labels[name][0]!r} ({name}) is "
+                             f"missing from {times[s]} to {times[e]} ({(e - s + 1) * step_s / 3600.0:g} h, {e - s + 1} "
+                             f"records), longer than forcing.max_gap_h = {max_gap_h:g} h")
+        v[...] = filled
+        how = "set to 0 (no rain assumed)" if name == "precip" else "interpolated linearly in time"
+        record[name] = (f"{runs.size} gaps ({int(miss.sum())} records, longest {hours.max():g} h, first at "
+                        f"{times[runs[0]]}) {how}")
         log.warning("station forcing %s (%s): %s", labels[name][0], name, record[name])
     return record
 

@@ -98,7 +98,7 @@ class Experiment:
                 dewpoint_depression_k=f.dewpoint_depression_K)
             return _Located(SiteForcing(table, station_elevation_m=f.station_elevation_m),
                             elevation=f.station_elevation_m is not None)  # lapse-rate correction needs it
-        return _Located(GriddedForcing(paths, f.preset, check=f.range_check))
+        return _Located(GriddedForcing(paths, f.preset, check=f.range_check, max_gap_h=f.max_gap_h))
 
     def ensemble_weather(self):
         """The ensemble's forcing: in twin experiments the truth's degraded (coarsened, biased); else the truth's."""
@@ -131,7 +131,7 @@ class _Located:
 
     @property
     def fill_record(self) -> dict:
-        """Variables filled by generators (site forcing), {name: method}."""
+        """Variables filled by generators or in gaps (site and gridded forcing), {name: method}."""
         return dict(getattr(self.source, "fill_record", {}))
 
     def fields(self, step, time, x_m, y_m, lat, lon, elevation_m=None):

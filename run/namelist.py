@@ -137,8 +137,9 @@ class Forcing:
     time_zone: str = key("UTC", doc="Site forcing CSV: zone of time stamps without a UTC offset (UTC, an offset such as "
                          "+01:00, or an IANA name such as Europe/Madrid).")
     missing_values: tuple[float, ...] = key((-9999.0,), doc="Site forcing: values that mark a missing record.")
-    max_gap_h: float = key(6.0, unit="h", lo=0.0, doc="Site forcing: longest gap filled (states and radiation linearly in "
-                           "time, precipitation with 0, recorded in forcing_fill); a longer gap is an error naming it.")
+    max_gap_h: float = key(6.0, unit="h", lo=0.0, doc="Site and gridded forcing: longest gap filled (per cell: states and "
+                           "radiation linearly in time, precipitation with 0, recorded in forcing_fill); a longer gap is "
+                           "an error naming it.")
     range_check: bool = key(True, doc="Range and unit-plausibility checks of the forcing after unit conversion (an error "
                             "names the file, variable, value, time and the likely unit mistake).")
     fill: tuple[str, ...] = key((), choices=FILLABLE,

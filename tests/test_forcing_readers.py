@@ -116,7 +116,7 @@ def test_era5_unit_mistake_refused_and_overlapping_files_read_once(tmp_path, cap
     cells = ([55.7], [12.5])
     g = GriddedForcing(tmp_path / "bad.nc", "era5", required=("p_surf",))
     with pytest.raises(ValueError, match=r"bad.nc, variable 'sp': p_surf value .* Pa \(labelled 'hPa'\) at "
-                       r"2020-01-01T03:00:00 .*likely pressure in Pa labelled hPa"):
+                       r"2020-01-01T00:00:00 .*likely pressure in Pa labelled hPa"):  # first bad record read
         g.fields(np.datetime64("2020-01-01T03:00"), *cells)
     g.close()
     req = ("t_air", "p_surf", "wind", "sw_down")
@@ -283,3 +283,86 @@ def test_site_fill_is_recorded_and_required(tmp_path):
     assert all(v.shape == (5,) for v in f.values()) and s.fill_record == got.attrs["forcing_fill"]
     with pytest.raises(ValueError, match="units"):
         read_station_table(small, columns=cols, units={**units, "t_air": "W"})
+
+
+# --- gaps in gridded forcing --------------------------------------------------------------------
+_LAT, _LON = [41.0, 40.0, 39.0], [-90.0, -89.0, -88.0, -87.0]
+
+
+def _era5_like(path, hours=120, drop=()):
+    """Hourly ERA5-like t2m (K, a diurnal cycle: not linear in time) and tp (m) on a 3 x 4 grid; records ``drop``
+    left out of the file (holes in the time axis). Returns (times, t2m (K), tp (m)) before dropping."""
+    t = np.datetime64("2020-01-01T00") + np.arange(hours) * np.timedelta64(1, "h")
+    h = np.arange(hours)[:, None, None]
+    t2m = 275.0 + 8.0 * np.sin(2 * np.pi * h / 24.0) + np.arange(12.0).reshape(1, 3, 4)
+    tp = np.broadcast_to(1e-3 * (1 + h % 3), (hours, 3, 4)).astype(float)
+    keep = np.setdiff1d(np.arange(hours), drop)
+    ds = xr.Dataset({"t2m": (("time", "latitude", "longitude"), t2m[keep], {"units": "K"}),
+                     "tp": (("time", "latitude", "longitude"), tp[keep], {"units": "m"})},
+                    coords={"time": t[keep], "latitude": _LAT, "longitude": _LON})
+    return t, t2m, tp, ds
+
+
+def _at_nodes(g, t):
+    """t2m and precip at the 12 grid nodes (bilinear weights 1 at a node)."""
+    lat, lon = np.meshgrid(_LAT, _LON, indexing="ij")
+    f = g.fields(t, lat.ravel(), lon.ravel())
+    return f["t_air"].reshape(3, 4), f["precip"].reshape(3, 4)
+
+
+def _linear(t2m, s, e, mask):
+    """t2m with records s..e replaced where ``mask`` (3, 4) by linear interpolation from records s-1 and e+1."""
+    w = ((np.arange(s, e + 1) - (s - 1)) / (e + 1 - (s - 1)))[:, None, None]
+    out = t2m.copy()
+    out[s:e + 1] = np.where(mask, (1 - w) * t2m[s - 1] + w * t2m[e + 1], t2m[s:e + 1])
+    return out
+
+
+@pytest.mark.parametrize("chunk_steps", [24, 8])  # 8: the gap of records 6..9 crosses the chunk boundary at 8
+def test_gridded_gap_filled_linearly_and_recorded(tmp_path, chunk_steps):
+    t, t2m, tp, ds = _era5_like(tmp_path, drop=[50, 51])  # a hole of 2 h in the time axis
+    cells = np.zeros((3, 4), bool)
+    cells[[0, 1, 2], [1, 2, 3]] = True
+    ds["t2m"].values[6:10, cells] = np.nan  # a 4-hour gap (_FillValue in the file) at three cells
+    ds["tp"].values[20:23] = np.nan  # 3 hours without precipitation at every cell
+    ds.to_netcdf(tmp_path / "gap.nc", encoding={"t2m": {"_FillValue": -32767.0}})
+    g = GriddedForcing(tmp_path / "gap.nc", "era5", required=("t_air", "precip"), chunk_steps=chunk_steps,
+                       sw_zenith=False)
+    assert g.times.size == t.size and g.dt_s == 3600.0
+    expected = _linear(_linear(t2m, 6, 9, cells), 50, 51, np.ones((3, 4), bool))
+    got = np.array([_at_nodes(g, tk)[0] for tk in t])
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
+    assert np.abs(got[7][cells] - t2m[7][cells]).max() > 0.1  # interpolation, not the (unknown) truth
+    precip = np.array([_at_nodes(g, tk)[1] for tk in t[1:]])  # precip at t[k] is the hour ending at t[k]
+    np.testing.assert_allclose(precip[19:22], 0.0)  # records 20..22
+    np.testing.assert_allclose(precip[49:51], 0.0)  # the missing records 50, 51
+    np.testing.assert_allclose(precip[22], tp[23] / 3.6, rtol=1e-9)  # m per hour -> kg m-2 s-1
+    rec = g.fill_record
+    assert rec.keys() == {"t_air", "precip"}
+    assert rec["t_air"].startswith("36 values at 6 time steps") and "longest 4 h" in rec["t_air"]
+    assert rec["precip"].startswith("60 values at 5 time steps") and rec["precip"].endswith("set to 0 (no rain assumed)")
+    g.close()
+
+
+def test_gridded_long_gap_refused(tmp_path):
+    t, t2m, tp, ds = _era5_like(tmp_path)
+    ds["t2m"].values[20:92, 1, :2] = np.nan  # 3 days at two cells
+    ds.to_netcdf(tmp_path / "long.nc")
+    msg = (r"long.nc: variable 't2m' \(t_air\) is missing at 2 of 12 forcing grid cells from 2020-01-01T20:00:00 to "
+           r"2020-01-04T19:00:00 \(72 h\), longer than forcing.max_gap_h = 6 h")
+    for k in (0, 50):  # a chunk where the gap starts, and one inside it: the period is the whole gap
+        g = GriddedForcing(tmp_path / "long.nc", "era5", required=("t_air", "precip"), chunk_steps=24)
+        with pytest.raises(ValueError, match=msg):
+            _at_nodes(g, t[k])
+        g.close()
+    g = GriddedForcing(tmp_path / "long.nc", "era5", required=("t_air", "precip"), max_gap_h=72.0)
+    assert np.isfinite(_at_nodes(g, t[50])[0]).all()
+    g.close()
+    # a hole of a day in the time axis (a missing daily download) is the same error at every cell
+    _, _, _, ds = _era5_like(tmp_path, drop=np.arange(48, 72))
+    ds.to_netcdf(tmp_path / "hole.nc")
+    g = GriddedForcing(tmp_path / "hole.nc", "era5", required=("t_air", "precip"))
+    with pytest.raises(ValueError, match=r"hole.nc: variable 't2m' \(t_air\) is missing at 12 of 12 forcing grid cells "
+                       r"from 2020-01-03T00:00:00 to 2020-01-03T23:00:00 \(24 h\)"):
+        _at_nodes(g, t[60])
+    g.close()
