@@ -37,7 +37,7 @@ from smda.run.experiment import build
 from smda.run.guard import StopRequest, acquire_lock, check_output_dir, default_restart_every_days
 from smda.run.namelist import Namelist
 from smda.run.operator import ObservationOperator
-from smda.run.products import finish, obs_frame, run_attrs
+from smda.run.products import finish, gather_fill_record, obs_frame, run_attrs
 from smda.run.progress import Progress
 from smda.run.recorder import Recorder
 from smda.run.runs import DAILY_STATE, FLUX_OUT, ModelRun
@@ -385,6 +385,7 @@ def run(nl: Namelist, comm=None, restart=None, stop_after_days=None) -> Driver:
                 log.info("stopped after step %d of %d; continue with --restart", last, drv.n_steps)
             return drv
         drv.checkpoint(last, final=True)
+        drv.fill_record = gather_fill_record(drv.ens_weather, comm)  # collective: gridded fills known only now
         if drv.root:
             finish(drv)
             log.info("run finished: %.1f s wall, %.3g cell-member-steps/s; %d observations, %d used; outputs in %s",

@@ -54,8 +54,30 @@ def run_attrs(nl: Namelist, fill_record=None, **extra) -> dict:
     """Global attributes of a run's files: provenance (the history line names the case, ``smda_namelist`` holds
     the resolved namelist) and any generator-filled forcing."""
     if fill_record:
-        extra["forcing_fill"] = "; ".join(f"{k}: {v}" for k, v in fill_record.items())
+        extra["forcing_fill"] = fill_text(fill_record)
     return {"history": f"smda run of case {nl.name!r}", "smda_namelist": dump(nl), "case": nl.name, **extra}
+
+
+def fill_text(fill_record: dict) -> str:
+    """The ``forcing_fill`` attribute: what was filled in the forcing, variable by variable."""
+    return "; ".join(f"{k}: {v}" for k, v in fill_record.items())
+
+
+def gather_fill_record(weather, comm) -> dict:
+    """The forcing fills of the whole run (collective): each rank's record of the gaps it filled in the forcing it
+    read (gridded forcing knows them only once read), merged on rank 0 ({} elsewhere); a variable not filled
+    alike on every rank lists each filling rank's account."""
+    mine = dict(getattr(weather, "fill_record", {}))
+    parts = [mine] if comm is None or comm.size == 1 else comm.gather(mine, root=0)
+    if parts is None:
+        return {}
+    merged = {}
+    for name in dict.fromkeys(k for p in parts for k in p):
+        texts = {r: p[name] for r, p in enumerate(parts) if name in p}
+        distinct = set(texts.values())
+        same = len(distinct) == 1 and len(texts) == len(parts)  # (e.g. station forcing: every rank reads it all)
+        merged[name] = distinct.pop() if same else "; ".join(f"rank {r}: {t}" for r, t in texts.items())
+    return merged
 
 
 def finish(drv):
@@ -73,7 +95,7 @@ def finish(drv):
                     "coarse soil-moisture satellite product" if not sat.exists() else "predictors.nc",
                     "a source of kind sm, or comparison.satellite_from_tb for a TB product with a retrieval"
                     if not sat.exists() else "no analysis time in the period")
-    written = rec.finish()
+    written = rec.finish({"forcing_fill": fill_text(drv.fill_record)} if drv.fill_record else None)
     if not any(p.parent.name == "products" for p in written):
         log.warning("no analysis times in the period: no products written")
         return

@@ -212,16 +212,16 @@ class Recorder:
             raise ValueError(f"{path} holds {have}, this run writes {sorted(variables)} (different filter or "
                              "outputs than the stopped run): continue into a new output.dir")
 
-    def finish(self) -> list[Path]:
+    def finish(self, attrs=None) -> list[Path]:
         """Give every ``.part`` file its final name (rank 0), netCDF files in their final chunks (a block of
-        records by a tile); returns the final paths."""
+        records by a tile) and with the global ``attrs`` known only at the end added; returns the final paths."""
         if not self.root:
             return []
         done = []
         for name in self.counts:
             final, part = self.out / name, self.part(name)
             if name.endswith(".nc"):
-                _rewrite(part, final, final_chunks=True)
+                _rewrite(part, final, final_chunks=True, attrs=attrs)
                 part.unlink()
             else:
                 os.replace(part, final)
@@ -268,17 +268,18 @@ def _truncate_nc(path: Path, n: int):
     _rewrite(path, path, n)
 
 
-def _rewrite(path: Path, dest: Path, n: int | None = None, final_chunks: bool = False):
+def _rewrite(path: Path, dest: Path, n: int | None = None, final_chunks: bool = False, attrs=None):
     """Copy the netCDF file ``path`` to ``dest`` (write-then-rename), keeping the first ``n`` records (None: all);
-    ``final_chunks``: gridded variables in ``chunk_sizes`` chunks. Copies one chunk row of blocks at a time
-    (a block of records by a band of tile rows), so memory does not grow with the number of records."""
+    ``final_chunks``: gridded variables in ``chunk_sizes`` chunks; ``attrs``: global attributes added. Copies one
+    chunk row of blocks at a time (a block of records by a band of tile rows), so memory does not grow with the
+    number of records."""
     tmp = temporary_path(dest)
     try:
         with writing(dest), _open(path, "r") as src, _open(tmp, "w") as dst:
             src.set_auto_maskandscale(False)
             dst.set_auto_maskandscale(False)
             n = len(src.dimensions["time"]) if n is None else n
-            dst.setncatts(src.__dict__)
+            dst.setncatts({**src.__dict__, **(attrs or {})})
             for dname, dim in src.dimensions.items():
                 dst.createDimension(dname, None if dim.isunlimited() else len(dim))
             for vname, var in src.variables.items():

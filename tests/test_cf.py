@@ -179,3 +179,29 @@ def test_finished_files_are_chunked_for_maps_and_series(tmp_path):
         np.testing.assert_array_equal(v[:], fields)
         assert ds["time_bnds"][-1, 1] - ds["time_bnds"][-1, 0] == 86400.0
     assert not list(tmp_path.glob("*.part")) and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_forcing_fills_known_only_at_the_end_reach_the_final_files(tmp_path):
+    """Gridded forcing learns its gap fills while it is read: the run gathers every rank's account and the
+    final files carry it as ``forcing_fill`` (one account where the ranks agree, each rank's where not)."""
+    from types import SimpleNamespace
+
+    from smda.run.products import fill_text, gather_fill_record
+
+    class Comm:  # two ranks, as gathered on rank 0
+        size = 2
+
+        def gather(self, mine, root=0):
+            return [mine, {"t_air": "2 values filled", "precip": "1 value set to 0"}]
+
+    weather = SimpleNamespace(fill_record={"t_air": "2 values filled"})
+    assert gather_fill_record(weather, None) == {"t_air": "2 values filled"}
+    merged = gather_fill_record(weather, Comm())
+    assert merged == {"t_air": "2 values filled", "precip": "rank 1: 1 value set to 0"}
+    dom = Domain(5004, 9000, 36, 36, np.ones((36, 36), bool))
+    rec = Recorder(tmp_path, dom, [np.arange(dom.n_cells)], attrs={"case": "x"})
+    rec.append("x_daily.nc", np.datetime64("2020-01-01T12:00"), {"sm_surface_analysis_mean": np.zeros((36, 36))},
+               bounds=(np.datetime64("2020-01-01"), np.datetime64("2020-01-02")))
+    rec.finish({"forcing_fill": fill_text(merged)})
+    with netCDF4.Dataset(tmp_path / "x_daily.nc") as ds:
+        assert ds.forcing_fill == "t_air: 2 values filled; precip: rank 1: 1 value set to 0" and ds.case == "x"
