@@ -66,8 +66,9 @@ import yaml
 from smda.extras import require
 from smda.model.grid import EPSG, M01
 from smda.model.parameters import HYDRAULIC
-from smda.run.output import domain_coords, global_attrs, grid_mapping
+from smda.run.output import domain_coords, global_attrs, grid_mapping, variable_attrs
 from smda.run.schema import NamelistError
+from smda.variables import VARIABLES
 
 log = logging.getLogger(__name__)
 
@@ -84,23 +85,8 @@ SOM_PER_SOC = 1.724  # organic matter / organic carbon (van Bemmelen factor)
 ADAMS_OM_DENSITY, ADAMS_MINERAL_DENSITY = 0.244, 1.64  # g cm-3, Adams (1973)
 WATER = 17  # IGBP water bodies
 MCD12Q1_FILL = 255  # MODIS land cover: unclassified / fill, read as no data even where the file does not say so
-OVERRIDE_RANGES = {"porosity": (0.05, 0.95), "b": (1.0, 30.0), "psi_sat_m": (1e-4, 10.0), "k_sat_ms": (1e-10, 1e-2)}
-ATTRS = {  # field -> units, long name, CF standard name
-    "sand": ("1", "sand mass fraction of the fine earth", ""),
-    "clay": ("1", "clay mass fraction of the fine earth", ""),
-    "elevation_m": ("m", "surface elevation", "height_above_mean_sea_level"),
-    "ndvi_min": ("1", "minimum of the NDVI climatology", ""),
-    "ndvi_max": ("1", "maximum of the NDVI climatology", ""),
-    "green_up_doy": ("day", "day of year of the NDVI climatology's peak", ""),
-    "igbp": ("1", "IGBP land-cover class (0: no data)", "area_type"),
-    "land_mask": ("1", "model land cell (IGBP class 1-16)", "land_binary_mask"),
-    "organic_fraction": ("1", "organic fraction of the soil (Lawrence & Slater 2008)", ""),
-    "porosity": ("m3 m-3", "porosity override (NaN: pedotransfer)", ""),
-    "b": ("1", "Clapp-Hornberger exponent override (NaN: pedotransfer)", ""),
-    "psi_sat_m": ("m", "air-entry suction override (NaN: pedotransfer)", ""),
-    "k_sat_ms": ("m s-1", "saturated hydraulic conductivity override (NaN: pedotransfer)",
-                 "soil_hydraulic_conductivity_at_saturation"),
-}
+# per-class hydraulic overrides (fields of the parameter file, see smda.model.parameters.HYDRAULIC): their bounds
+OVERRIDE_RANGES = {f: (VARIABLES[f].lower, VARIABLES[f].upper) for f in HYDRAULIC}
 IGBP_NAMES = ("evergreen_needleleaf_forest evergreen_broadleaf_forest deciduous_needleleaf_forest "
               "deciduous_broadleaf_forest mixed_forest closed_shrublands open_shrublands woody_savannas savannas "
               "grasslands permanent_wetlands croplands urban_and_built_up cropland_natural_vegetation_mosaic "
@@ -437,10 +423,7 @@ def _write(domain, fields: dict, path: Path, provenance: list[str], filled: dict
     coords = {k: (dims, v, a) for k, (dims, v, a) in domain_coords(domain).items()}
     data = {}
     for name, values in fields.items():
-        unit, long_name, std = ATTRS[name]
-        attrs = {"units": unit, "long_name": long_name, "grid_mapping": "crs", "coordinates": "lat lon"}
-        if std:
-            attrs["standard_name"] = std
+        attrs = {**variable_attrs(name), "grid_mapping": "crs", "coordinates": "lat lon"}
         if name == "igbp":
             attrs.update(flag_values=np.arange(1, WATER + 1, dtype=np.int16), flag_meanings=IGBP_NAMES)
             attrs.pop("units")

@@ -113,7 +113,7 @@ VARIABLES = Registry("variable", {v.name: v for v in (
                f"{_SM}_at_wilting_point"),
     _parameter("wfc", "m3 m-3", "volumetric water content at field capacity", 0.0, 1.0, f"{_SM}_at_field_capacity"),
     _parameter("wres", "m3 m-3", "residual volumetric water content (lower bound of soil moisture)", 0.0, 1.0),
-    _parameter("b", "1", "Clapp-Hornberger exponent"),
+    _parameter("b", "1", "Clapp-Hornberger exponent", 1.0, 30.0),  # Cosby et al. 1984: 2.8-19; organic 2.7
     _parameter("c1sat", "1", "ISBA surface force coefficient at saturation"),
     _parameter("c2ref", "1", "ISBA restore coefficient"),
     _parameter("c3", "1", "ISBA drainage coefficient"),
@@ -131,6 +131,19 @@ VARIABLES = Registry("variable", {v.name: v for v in (
     _parameter("z0_soil_m", "m", "roughness length of bare soil"),
     _parameter("z0_veg_m", "m", "roughness length of vegetation"),
     Variable("elevation", "parameter", "m", "surface elevation", "height_above_mean_sea_level", output=True),
+    # the fields of a parameter file (smda.model.parameters, written by smda parameters); its hydraulic
+    # overrides (porosity, b, psi_sat_m, k_sat_ms) must lie within their bounds
+    _parameter("elevation_m", "m", "surface elevation", -500.0, 9000.0, "height_above_mean_sea_level"),
+    _parameter("ndvi_min", "1", "minimum of the NDVI climatology", -1.0, 1.0),
+    _parameter("ndvi_max", "1", "maximum of the NDVI climatology", -1.0, 1.0),
+    _parameter("green_up_doy", "day", "day of year of the NDVI climatology's peak", 1.0, 366.0),
+    _parameter("igbp", "1", "IGBP land-cover class (0: no data)", 0.0, 17.0, "area_type"),
+    _parameter("land_mask", "1", "model land cell (IGBP class 1-16)", 0.0, 1.0, "land_binary_mask"),
+    _parameter("organic_fraction", "1", "organic fraction of the soil (Lawrence & Slater 2008)", 0.0, 1.0),
+    _parameter("porosity", "m3 m-3", "porosity override (NaN: pedotransfer)", 0.05, 0.95),
+    _parameter("psi_sat_m", "m", "air-entry suction override (NaN: pedotransfer)", 1e-4, 10.0),
+    _parameter("k_sat_ms", "m s-1", "saturated hydraulic conductivity override (NaN: pedotransfer)", 1e-10, 1e-2,
+               "soil_hydraulic_conductivity_at_saturation"),
     # derived for the observation operator, the comparison operators and the daily outputs
     Variable("tb_h", "diagnostic", "K", "L-band brightness temperature, horizontal polarization", output=True),
     Variable("tb_v", "diagnostic", "K", "L-band brightness temperature, vertical polarization", output=True),
