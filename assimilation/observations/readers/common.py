@@ -375,15 +375,16 @@ def hdf5_files(paths, product: str):
             yield path, f
 
 
-def netcdf_files(paths, product: str):
-    """(path, dataset) for each existing file of ``paths``, opened read-only as netCDF with automatic masking
-    and scaling OFF (the readers decode themselves), closed after its turn."""
+def netcdf_files(paths, product: str, masked: bool = False):
+    """(path, dataset) for each existing file of ``paths``, opened read-only as netCDF (a truncated netCDF-3 file
+    refused), closed after its turn; automatic masking and scaling only if ``masked`` (the product readers
+    decode themselves)."""
     import netCDF4
 
     def opener(p):
         check_netcdf3_size(p)
         ds = netCDF4.Dataset(p, "r")
-        ds.set_auto_maskandscale(False)
+        ds.set_auto_maskandscale(masked)
         return ds
 
     for path in check_paths(paths):

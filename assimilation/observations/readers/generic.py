@@ -44,10 +44,10 @@ from smda.assimilation.observations.readers.common import (
     DEFAULT_FOV_KM,
     TB_UNITS,
     Region,
-    check_netcdf3_size,
     check_paths,
     error_std_for,
     make_table,
+    netcdf_files,
     to_volumetric,
 )
 from smda.assimilation.observations.table import ObsTable
@@ -119,14 +119,7 @@ def _table_columns(path, columns):
         names["porosity"] = columns["porosity"]
     out, attrs = {}, {}
     if path.suffix.lower() in (".nc", ".nc4", ".cdf"):
-        import netCDF4
-
-        check_netcdf3_size(path)
-        try:
-            ds = netCDF4.Dataset(path)
-        except OSError as exc:
-            raise ValueError(f"{path}: cannot be opened as netCDF for the table reader ({exc})") from exc
-        with ds:
+        for _, ds in netcdf_files([path], "the table reader", masked=True):
             for std, name in names.items():
                 if name in ds.variables:
                     v = ds.variables[name]
@@ -308,7 +301,6 @@ def read_gridded(paths, *, region: Region, kind="sm", error_std=None, variable=N
     the grid is one, else Gaussian), "box" (EASE box grids only) or "gauss"; fov_km: the Gaussian sigma
     (default: s/sqrt(12) of the pixel side s).
     """
-    import netCDF4
 
     where = "gridded"
     _kinds(kind, where)
@@ -318,119 +310,112 @@ def read_gridded(paths, *, region: Region, kind="sm", error_std=None, variable=N
         raise ValueError(f"{where}: TB needs the option pol: 'H' or 'V'")
     err = error_std_for(kind, error_std)
     out = []
-    for path in check_paths(paths):
-        check_netcdf3_size(path)
-        try:
-            ds = netCDF4.Dataset(path)
-        except OSError as exc:
-            raise ValueError(f"{path}: cannot be opened as netCDF for the gridded reader ({exc})") from exc
-        with ds:
-            ds.set_auto_maskandscale(True)
-            name = variable
-            if name is None:
-                cands = [v for v, obj in ds.variables.items() if obj.ndim >= 2 and v not in ds.dimensions
-                         and v != time_variable]
-                if len(cands) != 1:
-                    raise ValueError(f"{path}: give the option 'variable' (candidates: {', '.join(cands) or 'none'})")
-                name = cands[0]
-            if name not in ds.variables:
-                raise ValueError(f"{path}: variable {name!r} not found; variables: {', '.join(ds.variables)}")
-            var = ds.variables[name]
-            if var.ndim < 2:
-                raise ValueError(f"{path}: variable {name!r} must have (y, x) as its last dimensions")
-            ydim, xdim = var.dimensions[-2:]
-            for d in (ydim, xdim):
-                if d not in ds.variables or ds.variables[d].ndim != 1:
-                    raise ValueError(f"{path}: dimension {d!r} of {name!r} has no 1-D coordinate variable")
-            crs = _grid_crs(path, ds, var)
-            yc = np.asarray(ds.variables[ydim][:], float)
-            xc = np.asarray(ds.variables[xdim][:], float)
-            xx, yy = np.meshgrid(xc, yc)
-            import pyproj
+    for path, ds in netcdf_files(paths, "the gridded reader", masked=True):
+        name = variable
+        if name is None:
+            cands = [v for v, obj in ds.variables.items() if obj.ndim >= 2 and v not in ds.dimensions
+                     and v != time_variable]
+            if len(cands) != 1:
+                raise ValueError(f"{path}: give the option 'variable' (candidates: {', '.join(cands) or 'none'})")
+            name = cands[0]
+        if name not in ds.variables:
+            raise ValueError(f"{path}: variable {name!r} not found; variables: {', '.join(ds.variables)}")
+        var = ds.variables[name]
+        if var.ndim < 2:
+            raise ValueError(f"{path}: variable {name!r} must have (y, x) as its last dimensions")
+        ydim, xdim = var.dimensions[-2:]
+        for d in (ydim, xdim):
+            if d not in ds.variables or ds.variables[d].ndim != 1:
+                raise ValueError(f"{path}: dimension {d!r} of {name!r} has no 1-D coordinate variable")
+        crs = _grid_crs(path, ds, var)
+        yc = np.asarray(ds.variables[ydim][:], float)
+        xc = np.asarray(ds.variables[xdim][:], float)
+        xx, yy = np.meshgrid(xc, yc)
+        import pyproj
 
-            to_ll = pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-            lon, lat = to_ll.transform(xx, yy)
-            ex, ey = latlon_to_xy(lat, lon)
-            inside = region.contains_xy(ex, ey) & np.isfinite(ex) & np.isfinite(ey)
-            if not inside.any():
-                continue
-            ri, ci = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
-            ys, xs = slice(int(ri[0]), int(ri[-1]) + 1), slice(int(ci[0]), int(ci[-1]) + 1)
-            lead = var.shape[:-2]
-            tvar = ds.variables.get(time_variable)
-            tdim = bool(lead) and tvar is not None and tvar.dimensions[:1] == var.dimensions[:1]
-            if any(n != 1 for i, n in enumerate(lead) if not (i == 0 and tdim)):
-                raise ValueError(f"{path}: variable {name!r} has extra dimensions {var.dimensions[:-2]}; only a leading "
-                                 f"time dimension ({time_variable!r}) is supported")
-            nt = lead[0] if tdim else 1
+        to_ll = pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+        lon, lat = to_ll.transform(xx, yy)
+        ex, ey = latlon_to_xy(lat, lon)
+        inside = region.contains_xy(ex, ey) & np.isfinite(ex) & np.isfinite(ey)
+        if not inside.any():
+            continue
+        ri, ci = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+        ys, xs = slice(int(ri[0]), int(ri[-1]) + 1), slice(int(ci[0]), int(ci[-1]) + 1)
+        lead = var.shape[:-2]
+        tvar = ds.variables.get(time_variable)
+        tdim = bool(lead) and tvar is not None and tvar.dimensions[:1] == var.dimensions[:1]
+        if any(n != 1 for i, n in enumerate(lead) if not (i == 0 and tdim)):
+            raise ValueError(f"{path}: variable {name!r} has extra dimensions {var.dimensions[:-2]}; only a leading "
+                             f"time dimension ({time_variable!r}) is supported")
+        nt = lead[0] if tdim else 1
 
-            def get(vname, t, scaled=True, path=path, ds=ds, var=var, ys=ys, xs=xs):
-                v = ds.variables[vname]
-                v.set_auto_maskandscale(scaled)
-                if v.dimensions[-2:] != var.dimensions[-2:]:
-                    raise ValueError(f"{path}: variable {vname!r} is not on the grid of {var.name!r}")
-                sel = (t,) * (v.ndim - 2) if v.ndim > 2 else ()
-                return v[sel + (ys, xs)]
+        def get(vname, t, scaled=True, path=path, ds=ds, var=var, ys=ys, xs=xs):
+            v = ds.variables[vname]
+            v.set_auto_maskandscale(scaled)
+            if v.dimensions[-2:] != var.dimensions[-2:]:
+                raise ValueError(f"{path}: variable {vname!r} is not on the grid of {var.name!r}")
+            sel = (t,) * (v.ndim - 2) if v.ndim > 2 else ()
+            return v[sel + (ys, xs)]
 
-            # pixel size and footprint
-            box = _ease_box(crs, xc[xs], yc[ys]) if footprint != "gauss" else None
-            if footprint == "box" and (box is None or box[0] == "M01"):
-                raise ValueError(f"{path}: footprint 'box' needs an EASE-Grid 2.0 M03/M09/M25/M36 grid (EPSG:6933)")
-            sub_lat, sub_lon = lat[ys, xs], lon[ys, xs]
-            if crs.is_geographic:
-                dlon = np.abs(np.median(np.diff(xc))) if xc.size > 1 else np.nan
-                dlat = np.abs(np.median(np.diff(yc))) if yc.size > 1 else np.nan
-                side = EARTH_RADIUS_KM * np.radians(np.sqrt(dlat * dlon * np.cos(np.radians(sub_lat))))
+        # pixel size and footprint
+        box = _ease_box(crs, xc[xs], yc[ys]) if footprint != "gauss" else None
+        if footprint == "box" and (box is None or box[0] == "M01"):
+            raise ValueError(f"{path}: footprint 'box' needs an EASE-Grid 2.0 M03/M09/M25/M36 grid (EPSG:6933)")
+        sub_lat, sub_lon = lat[ys, xs], lon[ys, xs]
+        if crs.is_geographic:
+            dlon = np.abs(np.median(np.diff(xc))) if xc.size > 1 else np.nan
+            dlat = np.abs(np.median(np.diff(yc))) if yc.size > 1 else np.nan
+            side = EARTH_RADIUS_KM * np.radians(np.sqrt(dlat * dlon * np.cos(np.radians(sub_lat))))
+        else:
+            to_m = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
+            dx = np.abs(np.median(np.diff(xc))) if xc.size > 1 else np.nan
+            dy = np.abs(np.median(np.diff(yc))) if yc.size > 1 else np.nan
+            side = np.full(sub_lat.shape, np.sqrt(dx * dy) * to_m / 1000.0)
+        sigma = np.full(sub_lat.shape, float(fov_km)) if fov_km is not None else side * BOX_TO_SIGMA
+        if not np.all(np.isfinite(sigma) & (sigma > 0)):
+            raise ValueError(f"{path}: the pixel size cannot be found from one-pixel axes: give the option fov_km")
+        fp_name, rows, cols = ("gauss", -1, -1)
+        if box is not None and box[0] != "M01":
+            fp_name, rr, cc = box
+            rows, cols = np.meshgrid(rr, cc, indexing="ij")
+        u = units if units is not None else getattr(var, "units", None)
+        phi = porosity
+        if isinstance(porosity, str):
+            if porosity not in ds.variables:
+                raise ValueError(f"{path}: porosity variable {porosity!r} not found")
+            phi = np.ma.filled(get(porosity, 0).astype(float), np.nan)
+        for t in range(nt):
+            value = np.ma.filled(get(name, t).astype(float), np.nan)
+            if tvar is not None and tvar.dimensions[-2:] == var.dimensions[-2:]:
+                when = _datetime64(np.ma.filled(get(time_variable, t, scaled=True).astype(float), np.nan),
+                                   tvar.units, getattr(tvar, "calendar", "standard"), str(path))
+            elif tvar is not None:
+                when = np.full(value.shape, _datetime64(np.atleast_1d(tvar[:])[t], tvar.units,
+                                                        getattr(tvar, "calendar", "standard"), str(path)))
+            elif "time_coverage_start" in ds.ncattrs():
+                when = np.full(value.shape, _datetime64([ds.time_coverage_start], where=str(path))[0])
             else:
-                to_m = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
-                dx = np.abs(np.median(np.diff(xc))) if xc.size > 1 else np.nan
-                dy = np.abs(np.median(np.diff(yc))) if yc.size > 1 else np.nan
-                side = np.full(sub_lat.shape, np.sqrt(dx * dy) * to_m / 1000.0)
-            sigma = np.full(sub_lat.shape, float(fov_km)) if fov_km is not None else side * BOX_TO_SIGMA
-            if not np.all(np.isfinite(sigma) & (sigma > 0)):
-                raise ValueError(f"{path}: the pixel size cannot be found from one-pixel axes: give the option fov_km")
-            fp_name, rows, cols = ("gauss", -1, -1)
-            if box is not None and box[0] != "M01":
-                fp_name, rr, cc = box
-                rows, cols = np.meshgrid(rr, cc, indexing="ij")
-            u = units if units is not None else getattr(var, "units", None)
-            phi = porosity
-            if isinstance(porosity, str):
-                if porosity not in ds.variables:
-                    raise ValueError(f"{path}: porosity variable {porosity!r} not found")
-                phi = np.ma.filled(get(porosity, 0).astype(float), np.nan)
-            for t in range(nt):
-                value = np.ma.filled(get(name, t).astype(float), np.nan)
-                if tvar is not None and tvar.dimensions[-2:] == var.dimensions[-2:]:
-                    when = _datetime64(np.ma.filled(get(time_variable, t, scaled=True).astype(float), np.nan),
-                                       tvar.units, getattr(tvar, "calendar", "standard"), str(path))
-                elif tvar is not None:
-                    when = np.full(value.shape, _datetime64(np.atleast_1d(tvar[:])[t], tvar.units,
-                                                            getattr(tvar, "calendar", "standard"), str(path)))
-                elif "time_coverage_start" in ds.ncattrs():
-                    when = np.full(value.shape, _datetime64([ds.time_coverage_start], where=str(path))[0])
-                else:
-                    raise ValueError(f"{path}: no time: give a time variable ('time_variable') or time_coverage_start")
-                error = None
-                if error_variable is not None:
-                    if error_variable not in ds.variables:
-                        raise ValueError(f"{path}: error variable {error_variable!r} not found")
-                    error = np.ma.filled(get(error_variable, t).astype(float), np.nan)
-                value, error, ranges = _convert(kind, value, error, u, phi, f"{path}: {name}")
-                keep = (inside[ys, xs] & region.contains_time(when)).ravel()
-                masks = merge_masks({"fill_value": ~np.isfinite(value)},
-                                    _flag_masks(path, ds, flag_variables, lambda n, scaled=True, t=t: get(n, t, scaled)))
-                rv = np.broadcast_to(rows, value.shape).ravel()[keep] if fp_name != "gauss" else -1
-                cv = np.broadcast_to(cols, value.shape).ravel()[keep] if fp_name != "gauss" else -1
-                out.append(make_table(
-                    time=when.ravel()[keep], row=rv, col=cv, grid=GRIDS[fp_name] if fp_name != "gauss" else None,
-                    lat=sub_lat.ravel()[keep], lon=sub_lon.ravel()[keep], kind=kind,
-                    pol=str(pol).upper() if kind == "tb" else "",
-                    angle_deg=(NOMINAL_TB_ANGLE_DEG if angle_deg is None else float(angle_deg)) if kind == "tb" else np.nan,
-                    value=value.ravel()[keep], error_std=_errors(None if error is None else error.ravel()[keep], err,
-                                                                 int(keep.sum())),
-                    flags=0, footprint=fp_name, source="gridded", masks={m: v.ravel()[keep] for m, v in masks.items()},
-                    fov_km=sigma.ravel()[keep], ranges=ranges))
+                raise ValueError(f"{path}: no time: give a time variable ('time_variable') or time_coverage_start")
+            error = None
+            if error_variable is not None:
+                if error_variable not in ds.variables:
+                    raise ValueError(f"{path}: error variable {error_variable!r} not found")
+                error = np.ma.filled(get(error_variable, t).astype(float), np.nan)
+            value, error, ranges = _convert(kind, value, error, u, phi, f"{path}: {name}")
+            keep = (inside[ys, xs] & region.contains_time(when)).ravel()
+            masks = merge_masks({"fill_value": ~np.isfinite(value)},
+                                _flag_masks(path, ds, flag_variables, lambda n, scaled=True, t=t: get(n, t, scaled)))
+            rv = np.broadcast_to(rows, value.shape).ravel()[keep] if fp_name != "gauss" else -1
+            cv = np.broadcast_to(cols, value.shape).ravel()[keep] if fp_name != "gauss" else -1
+            out.append(make_table(
+                time=when.ravel()[keep], row=rv, col=cv, grid=GRIDS[fp_name] if fp_name != "gauss" else None,
+                lat=sub_lat.ravel()[keep], lon=sub_lon.ravel()[keep], kind=kind,
+                pol=str(pol).upper() if kind == "tb" else "",
+                angle_deg=(NOMINAL_TB_ANGLE_DEG if angle_deg is None else float(angle_deg)) if kind == "tb" else np.nan,
+                value=value.ravel()[keep], error_std=_errors(None if error is None else error.ravel()[keep], err,
+                                                             int(keep.sum())),
+                flags=0, footprint=fp_name, source="gridded", masks={m: v.ravel()[keep] for m, v in masks.items()},
+                fov_km=sigma.ravel()[keep], ranges=ranges))
     return ObsTable.concat(out)
 
 
