@@ -326,12 +326,15 @@ def collocate(product: pd.Series, insitu: pd.Series, settings: ValidationSetting
     anomaly = mt.ANOMALIES[settings.anomaly]
     w = settings.anomaly_window_days
     full = match_times(anomaly(product, w), anomaly(insitu, w), **opts)
-    pairs = pairs.join(full.add_suffix("_anom"), how="left")
+    return _paired_anomalies(pairs.join(full.add_suffix("_anom"), how="left"), settings)
+
+
+def _paired_anomalies(pairs: pd.DataFrame, settings: ValidationSettings) -> pd.DataFrame:
+    """``pairs`` with ``product_anom_paired`` and ``insitu_anom_paired``: the anomalies of the matched pairs alone."""
     if pairs.empty:
         return pairs.assign(product_anom_paired=[], insitu_anom_paired=[])
-    pairs["product_anom_paired"] = anomaly(pairs["product"], w)
-    pairs["insitu_anom_paired"] = anomaly(pairs["insitu"], w)
-    return pairs
+    anomaly, w = mt.ANOMALIES[settings.anomaly], settings.anomaly_window_days
+    return pairs.assign(product_anom_paired=anomaly(pairs["product"], w), insitu_anom_paired=anomaly(pairs["insitu"], w))
 
 
 def _season_rows(pairs: pd.DataFrame, settings: ValidationSettings):
@@ -474,15 +477,7 @@ def _common_pairs(per_product: dict, settings: ValidationSettings) -> dict:
     times = None
     for pairs in per_product.values():
         times = pairs.index if times is None else times.intersection(pairs.index)
-    anomaly, w = mt.ANOMALIES[settings.anomaly], settings.anomaly_window_days
-    out = {}
-    for name, pairs in per_product.items():
-        sub = pairs.loc[times].copy()
-        if not sub.empty:
-            sub["product_anom_paired"] = anomaly(sub["product"], w)
-            sub["insitu_anom_paired"] = anomaly(sub["insitu"], w)
-        out[name] = sub
-    return out
+    return {name: _paired_anomalies(pairs.loc[times], settings) for name, pairs in per_product.items()}
 
 
 def _triple(st: Station, per_product: dict, settings: ValidationSettings) -> dict:
