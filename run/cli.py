@@ -193,14 +193,9 @@ def main(argv=None) -> int:
 
                 return EXIT_STOPPED
         elif args.command == "validate":
-            from smda.run.validate import NothingValidated
             from smda.run.validate import main as validate_main
 
-            try:
-                validate_main(nl, insitu=args.insitu)
-            except NothingValidated as exc:
-                log.error("%s", exc)
-                return 1
+            validate_main(nl, insitu=args.insitu)  # nothing validated: NothingValidated (a ValueError), exit 1
         elif args.command == "downscale":
             from smda.run.driver import downscale
 
