@@ -326,6 +326,7 @@ class Driver:
         obs_counters, obs_arrays = self.book.state()
         if self.book.labels.size:
             shared.update(obs_arrays)
+        self.rec.sync()  # every record the checkpoint counts is on disk before the checkpoint exists
         path = restart.write(self.nl.output.dir / "restart" / f"{self.nl.name}_{str(tk)[:13]}.nc", nl=self.nl,
                              domain=self.exp.domain, step=k, time=tk, local=local, shared=shared,
                              counters={"cycle": self.cycle, "n_obs": self.n_obs, "n_used": self.n_used, **obs_counters},
@@ -386,8 +387,8 @@ def run(nl: Namelist, comm=None, restart=None, stop_after_days=None) -> Driver:
             return drv
         drv.checkpoint(last, final=True)
         drv.fill_record = gather_fill_record(drv.ens_weather, comm)  # collective: gridded fills known only now
+        finish(drv)
         if drv.root:
-            finish(drv)
             log.info("run finished: %.1f s wall, %.3g cell-member-steps/s; %d observations, %d used; outputs in %s",
                      drv.wall, drv.rate, drv.n_obs, drv.n_used, nl.output.dir)
             if drv.book.labels.size:

@@ -81,21 +81,26 @@ def gather_fill_record(weather, comm) -> dict:
 
 
 def finish(drv):
-    """Complete the outputs of a finished run (rank 0) and print the skill table (twin experiments)."""
+    """Complete the outputs of a finished run (collective: the comparison methods on rank 0, the final files
+    by their owners) and print the skill table (twin experiments, rank 0)."""
     nl, rec = drv.nl, drv.rec
     out = nl.output.dir
-    diag = rec.part(f"{nl.name}_obs_diagnostics.csv")
-    if diag.exists():
-        _write_obs_summary(nl, pd.read_csv(diag))
-    sat, pred = rec.part("products/satellite.nc"), rec.part("predictors.nc")
-    if sat.exists() and pred.exists():
-        run_comparison(nl, drv.exp.domain, sat, pred, rec)
-    elif nl.comparison.methods:
-        log.warning("comparison methods %s not run: no %s (%s)", ", ".join(nl.comparison.methods),
-                    "coarse soil-moisture satellite product" if not sat.exists() else "predictors.nc",
-                    "a source of kind sm, or comparison.satellite_from_tb for a TB product with a retrieval"
-                    if not sat.exists() else "no analysis time in the period")
+    rec.sync()
+    if rec.root:
+        diag = rec.part(f"{nl.name}_obs_diagnostics.csv")
+        if diag.exists():
+            _write_obs_summary(nl, pd.read_csv(diag))
+        sat, pred = rec.part("products/satellite.nc"), rec.part("predictors.nc")
+        if sat.exists() and pred.exists():
+            run_comparison(nl, drv.exp.domain, sat, pred, rec)
+        elif nl.comparison.methods:
+            log.warning("comparison methods %s not run: no %s (%s)", ", ".join(nl.comparison.methods),
+                        "coarse soil-moisture satellite product" if not sat.exists() else "predictors.nc",
+                        "a source of kind sm, or comparison.satellite_from_tb for a TB product with a retrieval"
+                        if not sat.exists() else "no analysis time in the period")
     written = rec.finish({"forcing_fill": fill_text(drv.fill_record)} if drv.fill_record else None)
+    if not rec.root:
+        return
     if not any(p.parent.name == "products" for p in written):
         log.warning("no analysis times in the period: no products written")
         return

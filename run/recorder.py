@@ -1,25 +1,25 @@
 """Streaming outputs: every record is written when it is produced, so memory does not grow with run length.
 
 Each output file gets one record (a time slice) at a time along an unlimited ``time`` dimension.
-Every rank passes its cells' values of the record's fields; rank 0 gathers one field (canonical cell
-order, ``comm.gather`` of a (n_local,) array), places it on the (y, x) grid and writes it before the next
-is gathered, so the memory of rank 0 is bounded by one gridded field on top of its own state, whatever
-the run length and rank count.
+Every rank passes its cells' values of the record's fields. Each file has an owner rank (files are dealt
+out from the last rank down, rank 0 keeping the diagnostics); every rank compresses the chunks of the
+grid's tiles dealt to it and the owner writes them as they are (:mod:`smda.run.chunks`), so the serial
+part of output is a raw write of compressed bytes, and memory is bounded by one record's fields on top
+of the state, whatever the run length and rank count.
 Between records a file is closed, so it can be read while the run goes on.
 
 While the run goes on (and when it stops early), files carry the suffix ``.part``: a file without it
 is complete. While streaming, a gridded variable is stored in chunks of one record by a spatial tile, so
-appending a record rewrites no earlier chunk; :meth:`Recorder.finish` copies each netCDF file, tile band by
-tile band (memory independent of the run length), into chunks of a block of records by a tile
-(:func:`smda.run.output.chunk_sizes`), the layout that serves both maps and station time series, and
-drops the suffix. A checkpoint records
+appending a record rewrites no earlier chunk; :meth:`Recorder.finish` copies each netCDF file, a block of
+records at a time (memory independent of the run length; the ranks compress, the owner writes), into chunks
+of a block of records by a tile (:func:`smda.run.output.chunk_sizes`), the layout that serves both maps and
+station time series, and drops the suffix. A checkpoint records
 :meth:`Recorder.positions` (records per file); a continued run :meth:`Recorder.resume` s from those
 positions, dropping records written after the checkpoint, so the final files equal those of an
 uninterrupted run.
 
-Why gather to rank 0 rather than parallel netCDF or per-rank tiles: the mpich wheel and most Python
-HDF5 builds have no parallel HDF5, and tiles need a merge step; one field per gather is 8 bytes per land
-cell (8 MB for 1e6 cells), small next to a rank's ensemble state (see benchmarks/scale.py).
+Why not parallel netCDF: the mpich wheel and most Python HDF5 builds have no parallel HDF5. Deflate is
+the costly part of writing, and it needs no shared file.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from pathlib import Path
 import netCDF4
 import numpy as np
 
+from smda.run.chunks import Tiles, copy_blocks, open_record, write_chunks
 from smda.run.guard import temporary_path, writing
 from smda.run.output import TIME_ATTRS, chunk_sizes, domain_coords, global_attrs, grid_mapping, variable_attrs
 
@@ -44,30 +45,36 @@ TITLE = "smda 1 km soil moisture data assimilation"
 
 
 class Recorder:
-    """The output files of one run. Collective calls (every rank): :meth:`record`; rank 0 only: the rest."""
+    """The output files of one run. Collective calls (every rank): :meth:`record`, :meth:`resume`,
+    :meth:`finish`, :meth:`sync`; rank 0 only: :meth:`append`, :meth:`rows`, :meth:`positions`. A file is
+    read (by rank 0, between records) only after a :meth:`sync`."""
 
     def __init__(self, out_dir: Path, domain, cells_of_rank, comm=None, attrs=None):
         self.out = Path(out_dir)
         self.domain = domain
         self.comm = comm
-        self.root = comm is None or comm.rank == 0
-        self.cells = np.concatenate(cells_of_rank)  # canonical order: rank by rank, pixel-major inside a rank
+        self.rank = 0 if comm is None else comm.rank
+        self.root = self.rank == 0
+        self.cells_of_rank = cells_of_rank  # each rank's land cells in the order of its values
         self.attrs = dict(attrs or {})
-        self.counts: dict[str, int] = {}  # file (relative to out_dir) -> records written (rank 0)
+        self.counts: dict[str, int] = {}  # file (relative to out_dir) -> records written (every rank for record files)
+        self.owner: dict[str, int] = {}  # file -> the rank that writes it (record files; others: rank 0)
         self.started: set[str] = set()  # files with at least one record (every rank)
+        self.tiles = Tiles((domain.nrows, domain.ncols), cells_of_rank, chunk_sizes(1, domain.nrows, domain.ncols)[1:],
+                           comm)
 
     # ------------------------------------------------------------------ gridded records
-    def gather(self, a: np.ndarray):
-        """Concatenate per-rank (n_local, ...) arrays in canonical cell order on rank 0 (None elsewhere)."""
+    def gather(self, a: np.ndarray, root: int = 0):
+        """Concatenate per-rank (n_local, ...) arrays in canonical cell order on ``root`` (None elsewhere)."""
         if self.comm is None or self.comm.size == 1:
             return np.asarray(a)
-        parts = self.comm.gather(np.asarray(a), root=0)
-        return np.concatenate(parts, axis=0) if self.root else None
+        parts = self.comm.gather(np.asarray(a), root=root)
+        return np.concatenate(parts, axis=0) if self.rank == root else None
 
     def grid(self, values: np.ndarray) -> np.ndarray:
         """Canonical-order land values -> (y, x) float32 with NaN off land."""
         out = np.full(self.domain.n_cells, np.nan, np.float32)
-        out[self.cells] = values
+        out[np.concatenate(self.cells_of_rank)] = values
         return out.reshape(self.domain.nrows, self.domain.ncols)
 
     def record(self, name: str, time, fields: dict, static: dict | None = None, *, bounds=None, **attrs):
@@ -76,32 +83,36 @@ class Recorder:
         the file is created; ``attrs`` are global attributes of a new file (``title`` and ``history`` among
         them). ``bounds`` = (start, end): the values are means over that interval (``time_bnds``,
         ``cell_methods: "time: mean"``), the same for every record of the file.
-        Collective: one gather per field, written before the next is gathered."""
-        fixed = {v: self.gather(a) for v, a in (static or {}).items()} if name not in self.started else {}
+        Collective: one exchange of the record's values, compression of each rank's tiles, and the owner's
+        writes, one gathered field at a time."""
+        if name not in self.owner:  # dealt out from the last rank down, in the order of first records
+            size = 1 if self.comm is None else self.comm.size
+            self.owner[name] = (size - 1 - len(self.owner)) % size
+        owner = self.owner[name]
+        fixed = {v: self.gather(a, owner) for v, a in (static or {}).items()} if name not in self.started else {}
         path = self.part(name)
-        if self.root and name in self.counts and name not in self.started:  # continued from a stopped run
+        if self.rank == owner and name in self.counts and name not in self.started:  # continued from a stopped run
             self.check_schema(name, list(fields))
         self.started.add(name)  # on every rank: the static fields are gathered once
-        if self.root and name not in self.counts:
-            self._create(path, list(fields), {v: self.grid(a) for v, a in fixed.items()}, attrs, bounds is not None)
+        if name not in self.counts:
+            if self.rank == owner:
+                self._create(path, list(fields), {v: self.grid(a) for v, a in fixed.items()}, attrs, bounds is not None)
             self.counts[name] = 0
-        ds = None
-        try:
-            if self.root:
-                with writing(path):
-                    ds = _open(path, "a")
-                    _write_time(ds, self.counts[name], time, bounds)
-            for v, a in fields.items():
-                values = self.gather(a)
-                if self.root:
-                    with writing(path):
-                        ds[v][self.counts[name]] = self.grid(values)
-        finally:
-            if ds is not None:
-                with writing(path):
-                    ds.close()
-        if self.root:
-            self.counts[name] += 1
+        compressed = self.tiles.compress(list(fields.values()))
+        with writing(path):
+            f = None
+            if self.rank == owner:
+                f = open_record(path, self.counts[name], _seconds(time),
+                                None if bounds is None else [_seconds(b) for b in bounds], list(fields))
+            try:
+                for v, per_tile in zip(fields, compressed, strict=True):  # one field at a time: bounded memory
+                    chunks = self.tiles.gather([per_tile], owner)
+                    if f is not None:
+                        write_chunks(f[v], self.counts[name], chunks)
+            finally:
+                if f is not None:
+                    f.close()
+        self.counts[name] += 1
 
     def append(self, name: str, time, grids: dict, static: dict | None = None, *, bounds=None, **attrs):
         """Rank 0: append one record of gridded (y, x) ``grids`` to file ``name`` (created at the first record,
@@ -142,6 +153,7 @@ class Recorder:
                     var.setncatts(catts)
                 crs = ds.createVariable("crs", "i4", fill_value=False)
                 crs.setncatts(grid_mapping())
+                crs.assignValue(0)  # (a container: its value carries no meaning, but is defined)
                 for v in names:
                     var = ds.createVariable(v, "f4", ("time", "y", "x"), zlib=True, complevel=4,
                                             chunksizes=(1, ty, tx), fill_value=np.float32(np.nan))
@@ -178,33 +190,34 @@ class Recorder:
         return dict(self.counts)
 
     def resume(self, positions: dict[str, int]):
-        """Continue the files of a stopped run at ``positions``, dropping later records (rank 0).
+        """Continue the files of a stopped run at ``positions``, dropping later records (collective; rank 0
+        checks and truncates the files).
 
         Files missing altogether start anew from the restart time (e.g. a new output folder, or the
         continuation of a finished spin-up run); a file shorter than its position is an error.
         """
-        if not self.root:
-            return
-        present = {n: p for n, p in positions.items() if self.part(n).exists()}
-        if not present:
-            if positions:
+        present = {}
+        if self.root:
+            present = {n: p for n, p in positions.items() if self.part(n).exists()}
+            if positions and not present:
                 log.info("no outputs of the stopped run in %s: writing new outputs from the restart time", self.out)
-            return
-        for name, n in present.items():
-            path = self.part(name)
-            have = _csv_rows(path) if name.endswith(".csv") else _nc_records(path)
-            if have < n:
-                raise ValueError(f"{path} holds {have} records, the checkpoint expects {n}: it is not the output of "
-                                 "the run that wrote the checkpoint; continue into a new output.dir")
-            if have > n:
-                (_truncate_csv if name.endswith(".csv") else _truncate_nc)(path, n)
-                log.info("%s: dropped %d records written after the checkpoint", path.name, have - n)
-            self.counts[name] = n
+            for name, n in present.items():
+                path = self.part(name)
+                have = _csv_rows(path) if name.endswith(".csv") else _nc_records(path)
+                if have < n:
+                    raise ValueError(f"{path} holds {have} records, the checkpoint expects {n}: it is not the output "
+                                     "of the run that wrote the checkpoint; continue into a new output.dir")
+                if have > n:
+                    (_truncate_csv if name.endswith(".csv") else _truncate_nc)(path, n)
+                    log.info("%s: dropped %d records written after the checkpoint", path.name, have - n)
+        if self.comm is not None:
+            present = self.comm.bcast(present, root=0)
+        self.counts.update(present)
 
     def check_schema(self, name: str, variables):
         """ValueError if the part file ``name`` of a stopped run holds other variables than this run writes."""
         path = self.part(name)
-        if not self.root or name not in self.counts or not path.exists():
+        if name not in self.counts or not path.exists():
             return
         with _open(path, "r") as ds:
             have = sorted(v for v in ds.variables if ds[v].dimensions == ("time", "y", "x"))
@@ -213,21 +226,47 @@ class Recorder:
                              "outputs than the stopped run): continue into a new output.dir")
 
     def finish(self, attrs=None) -> list[Path]:
-        """Give every ``.part`` file its final name (rank 0), netCDF files in their final chunks (a block of
-        records by a tile) and with the global ``attrs`` known only at the end added; returns the final paths."""
-        if not self.root:
-            return []
+        """Give every ``.part`` file its final name, netCDF files in their final chunks (a block of records by a
+        tile) and with the global ``attrs`` known only at the end added (collective: each netCDF file is
+        copied by its owner, every rank compresses its tiles); returns the final paths (rank 0)."""
+        counts, attrs = dict(self.counts), attrs
+        if self.comm is not None:
+            counts, attrs = self.comm.bcast((counts, attrs) if self.root else None, root=0)
+        self.sync()
         done = []
-        for name in self.counts:
+        for name, n in counts.items():
             final, part = self.out / name, self.part(name)
             if name.endswith(".nc"):
-                _rewrite(part, final, final_chunks=True, attrs=attrs)
-                part.unlink()
-            else:
+                owner = self.owner.get(name, 0)
+                tmp = temporary_path(final)
+                names = None
+                if self.rank == owner:
+                    names = _rewrite(part, tmp, n, final_chunks=True, attrs=attrs, gridded=False)
+                if self.comm is not None:
+                    names = self.comm.bcast(names, root=owner)
+                try:
+                    with writing(final):
+                        copy_blocks(part, tmp, names, n, chunk_sizes(n, 1, 1)[0], self.tiles, owner)
+                except BaseException:
+                    tmp.unlink(missing_ok=True)
+                    raise
+                if self.rank == owner:
+                    os.replace(tmp, final)
+                if self.comm is not None:
+                    self.comm.Barrier()  # (every rank has read the part file)
+                if self.rank == owner:
+                    part.unlink()
+            elif self.root:
                 os.replace(part, final)
             done.append(final)
-            log.info("wrote %s", final)
-        return done
+            if self.root:
+                log.info("wrote %s", final)
+        return done if self.root else []
+
+    def sync(self):
+        """Collective: wait until every owner has written its records (the files may then be read anywhere)."""
+        if self.comm is not None:
+            self.comm.Barrier()
 
     def part(self, name: str) -> Path:
         """Path of the file ``name`` while the run goes on."""
@@ -268,12 +307,14 @@ def _truncate_nc(path: Path, n: int):
     _rewrite(path, path, n)
 
 
-def _rewrite(path: Path, dest: Path, n: int | None = None, final_chunks: bool = False, attrs=None):
-    """Copy the netCDF file ``path`` to ``dest`` (write-then-rename), keeping the first ``n`` records (None: all);
-    ``final_chunks``: gridded variables in ``chunk_sizes`` chunks; ``attrs``: global attributes added. Copies one
-    chunk row of blocks at a time (a block of records by a band of tile rows), so memory does not grow with the
-    number of records."""
-    tmp = temporary_path(dest)
+def _rewrite(path: Path, dest: Path, n: int | None = None, final_chunks: bool = False, attrs=None, gridded=True):
+    """Copy the netCDF file ``path`` to ``dest`` (write-then-rename when ``gridded``), keeping the first ``n``
+    records (None: all); ``final_chunks``: gridded (time, y, x) variables in ``chunk_sizes`` chunks; ``attrs``:
+    global attributes added; ``gridded`` False: the gridded variables are created but left for the caller to
+    fill (no rename). Copies one chunk row of blocks at a time (a block of records by a band of tile rows), so
+    memory does not grow with the number of records. Returns the gridded variables' names."""
+    tmp = temporary_path(dest) if gridded else dest
+    names = []
     try:
         with writing(dest), _open(path, "r") as src, _open(tmp, "w") as dst:
             src.set_auto_maskandscale(False)
@@ -293,6 +334,9 @@ def _rewrite(path: Path, dest: Path, n: int | None = None, final_chunks: bool = 
                                          **kw)
                 out.setncatts({k: v for k, v in var.__dict__.items() if k != "_FillValue"})
                 if var.dimensions == ("time", "y", "x"):
+                    names.append(vname)
+                    if not gridded:
+                        continue
                     bt, by = kw["chunksizes"][:2]
                     for t0 in range(0, n, bt):
                         for y0 in range(0, var.shape[1], by):
@@ -302,10 +346,12 @@ def _rewrite(path: Path, dest: Path, n: int | None = None, final_chunks: bool = 
                         out[:n] = var[:n]
                 else:
                     out[...] = var[...]
-        os.replace(tmp, dest)
+        if gridded:
+            os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    return names
 
 
 def _truncate_csv(path: Path, n: int):
