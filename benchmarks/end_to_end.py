@@ -3,8 +3,10 @@
 Runs the default twin experiment's physics on a domain of 2 x 2 coarse pixels with 1 rank, then
 2 x 4 pixels with 2 ranks (same work per rank), and prints wall times, cell-member-steps per second,
 the weak-scaling efficiency t(1 rank) / t(2 ranks) and the peak resident memory (largest process) per
-cell and member: all included, and above that of the 1 x 1 pixel, 2-day compile run (the interpreter,
-libraries and kernels). Usage: python benchmarks/end_to_end.py [days]
+cell-member: all included, and above that of the 1 x 1 pixel, 2-day compile run (the interpreter,
+libraries and kernels). A rank's cell-members are its land cells times the members of every run it holds
+(truth 1, open loop N, analysis N), as in benchmarks/scale.py and `smda info`. Usage: python benchmarks/end_to_end.py [days]
+The real-data configuration (no truth run), per core and by stage: benchmarks/real_throughput.py.
 """
 
 import os
@@ -53,10 +55,10 @@ def main():
     print(f"  2 ranks, 144 x 72 km: wall {w2:6.1f} s, {r2:.3g} cell-member-steps/s (time loop)")
     print(f"  weak-scaling efficiency (wall 1 rank / wall 2 ranks): {w1 / w2:.2f}; "
           f"time-loop rate ratio {r2 / r1:.2f} (ideal 2)")
-    cm = 72 * 72 * MEMBERS  # cells x members of one rank in both runs
+    cm = 72 * 72 * (1 + 2 * MEMBERS)  # cell-members of one rank in both runs: truth, open loop, analysis
     print(f"  peak RSS of a rank: {m1 / 2**20:.0f} MiB (1 rank), {m2 / 2**20:.0f} MiB (2 ranks), compile run "
-          f"{base / 2**20:.0f} MiB; per cell-member of a rank: {m1 / cm:.0f} B all included, "
-          f"{(m1 - base) / cm:.0f} B above the compile run")
+          f"{base / 2**20:.0f} MiB; per cell-member of a rank ({cm} = 72 x 72 cells x (1 + 2 x {MEMBERS}) "
+          f"members): {m1 / cm:.0f} B all included, {(m1 - base) / cm:.0f} B above the compile run")
 
 
 if __name__ == "__main__":

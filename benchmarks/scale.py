@@ -9,10 +9,12 @@ ensembles; synthetic SMAP-like TB) three times under a small wrapper that report
 3. large: ``--size-km`` square (default 1008 km, about 1e6 land cells), ``--members`` (32), ``--days`` (2,
    at least one analysis cycle), ``--ranks`` (2) MPI ranks.
 
-Prints, per case and rank, the land cells, the ensemble state bytes (cells x 6 variables x members x
-8 B over the truth and the ensembles), `smda info --ranks N`'s peak estimate, the measured peak RSS and
-their ratio; then the time per step of the large case by part, from the profiles (cumulative times of
-Driver._step, lsm.step, Driver._equivalents, Filter.analyse, Recorder.record, ...).
+Prints, per case and rank, the land cells, the cell-members (land cells x the members of every run the rank
+holds: truth 1, open loop N, analysis N), the ensemble state bytes (cell-members x 6 variables x 8 B),
+`smda info --ranks N`'s peak estimate, the measured peak RSS with where it was reached (the innermost smda
+calls at the largest 5 ms RSS sample) and their ratio, and the peak per cell-member, all included and above
+the baseline case's peak; then the time per step of the large case by part, from the profiles (cumulative
+times of Driver._step, lsm.step, Driver._equivalents, Filter.analyse, Recorder.record, ...).
 
 Usage: python benchmarks/scale.py [--size-km 1008] [--members 32] [--days 2] [--ranks 2] [--no-profile]
 (about 7 minutes and 18 GB with the defaults on 2 cores; on a machine with less memory available the
@@ -32,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from smda.run.decomp import decompose
-from smda.run.info import MiB, memory_estimate
+from smda.run.info import BASELINE_MIB, MiB, memory_estimate
 from smda.run.namelist import load
 from smda.run.setup import make_domain
 
@@ -40,18 +42,36 @@ REPO = Path(__file__).resolve().parent.parent
 NAMELIST = REPO / "namelists" / "osse_default.yaml"
 MPIEXEC = str(Path(sys.executable).parent / "mpiexec")
 
-# each rank: smda's CLI (under cProfile when SCALE_PROFILE names a folder), then its peak RSS on stdout
+# each rank: smda's CLI (under cProfile when SCALE_PROFILE names a folder), then its peak RSS on stdout and
+# where it was reached: a thread samples the RSS every 5 ms and keeps the main thread's innermost smda calls
+# at the largest sample
 WRAPPER = """
-import cProfile, os, resource, sys
+import cProfile, os, resource, sys, threading, time
 from smda.run.cli import main
+main_thread, page, top, running = threading.get_ident(), os.sysconf("SC_PAGE_SIZE"), [0, ""], [True]
+def sample():
+    while running[0]:
+        with open("/proc/self/statm") as f:
+            rss = int(f.read().split()[1]) * page
+        if rss > top[0]:
+            frame, calls = sys._current_frames().get(main_thread), []
+            while frame is not None and len(calls) < 3:
+                module = frame.f_globals.get("__name__", "")
+                if module.startswith("smda."):
+                    calls.append(f"{module[5:]}.{frame.f_code.co_name}")
+                frame = frame.f_back
+            top[:] = [rss, " < ".join(calls)]
+        time.sleep(0.005)
+threading.Thread(target=sample, daemon=True).start()
 folder = os.environ.get("SCALE_PROFILE")
 prof = cProfile.Profile() if folder else None
 rc = prof.runcall(main, sys.argv[1:]) if prof else main(sys.argv[1:])
+running[0] = False
 from mpi4py import MPI
 rank = MPI.COMM_WORLD.rank
 if prof:
     prof.dump_stats(os.path.join(folder, f"rank{rank}.prof"))
-print(f"SCALE_PEAK rank={rank} kib={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}", flush=True)
+print(f"SCALE_PEAK rank={rank} kib={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss} at={top[1] or '?'}", flush=True)
 sys.exit(rc)
 """
 
@@ -96,18 +116,19 @@ def run_case(sets, ranks: int, workdir: Path, profile: bool):
     wall = time.perf_counter() - t0
     if r.returncode:
         sys.exit(f"{' '.join(cmd[:6])} ... failed:\n{r.stderr[-3000:]}")
-    peaks = {int(m[1]): int(m[2]) * 1024 for m in re.finditer(r"SCALE_PEAK rank=(\d+) kib=(\d+)", r.stdout)}
+    peaks = {int(m[1]): (int(m[2]) * 1024, m[3]) for m in re.finditer(r"SCALE_PEAK rank=(\d+) kib=(\d+) at=(.*)", r.stdout)}
     return [peaks[k] for k in sorted(peaks)], r.stderr, wall, prof
 
 
-def state_bytes(nl, ranks: int):
-    """Ensemble state bytes per rank: land cells x 6 variables x 8 B x (truth 1 + open loop N + analysis N)."""
+def cell_members(nl, ranks: int):
+    """Land cells per rank, and the rank's cell-members: its cells x the members of every run it holds (truth 1,
+    open loop N, analysis N), the denominator of the per cell-member figures (also of benchmarks/end_to_end.py)."""
     dom = make_domain(nl)
     dec = decompose(dom, ranks)
     land = np.flatnonzero(dom.land.ravel())
     cells = np.bincount(dec.rank_of_pixel[dec.pixel[land]], minlength=ranks)
     members = nl.twin + nl.model.ensemble_size * (1 + (nl.assimilation.filter != "none"))
-    return cells, cells * 6 * 8 * members
+    return cells, cells * members
 
 
 def available_bytes():
@@ -131,15 +152,18 @@ def fitting_size(size_km, members, days, ranks, filt):
     return size_km
 
 
-def memory_rows(name, sets, ranks, peaks):
+def memory_rows(name, sets, ranks, peaks, baseline):
+    """Table rows of a case: per rank the estimate, the measured peak and where, and the peak per cell-member
+    all included and above ``baseline`` (bytes: the baseline case's peak)."""
     nl = load(NAMELIST, sets)
-    cells, state = state_bytes(nl, ranks)
+    cells, cm = cell_members(nl, ranks)
     est = memory_estimate(nl, ranks)
     rows = []
-    for r, peak in enumerate(peaks):
+    for r, (peak, where) in enumerate(peaks):
         e = est[0] if r == 0 else est[-1]  # rank 0, or the other rank with the most cells
-        rows.append(f"| {name} | {r} | {cells[r]} | {state[r] / MiB:.0f} | {e.peak / MiB:.0f} ({e.peak_phase}) | "
-                    f"{peak / MiB:.0f} | {e.peak / peak:.2f} |")
+        rows.append(f"| {name} | {r} | {cells[r]} | {cm[r]:.3g} | {cm[r] * 6 * 8 / MiB:.0f} | {e.peak / MiB:.0f} "
+                    f"({e.peak_phase}) | {peak / MiB:.0f} ({where}) | {e.peak / peak:.2f} | {peak / cm[r]:.0f} | "
+                    f"{(peak - baseline) / cm[r]:.0f} |")
     return rows
 
 
@@ -170,15 +194,18 @@ def main():
     ap.add_argument("--large-only", action="store_true", help="skip the baseline and small cases")
     args = ap.parse_args()
 
-    mem = ["| case | rank | land cells | state MiB | estimate MiB (peak phase) | measured peak RSS MiB | estimate / measured |",
-           "|---|---:|---:|---:|---:|---:|---:|"]
+    mem = ["| case | rank | land cells | cell-members | state MiB | estimate MiB (peak phase) | measured peak RSS MiB "
+           "(where) | estimate / measured | B per cell-member | above baseline |",
+           "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
+    baseline = BASELINE_MIB * MiB  # (the estimate's, unless measured below)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if not args.large_only:
             for name, size, members, days in (("baseline", 36, 2, 3), ("small", 72, 8, 3)):
                 sets = overrides(size, members, days, tmp / name / "out", args.filter)
                 peaks, _, wall, _ = run_case(sets, 1, tmp / name, profile=False)
-                mem += memory_rows(f"{name}: {size} km, {members} members, 1 rank", sets, 1, peaks)
+                baseline = peaks[0][0] if name == "baseline" else baseline
+                mem += memory_rows(f"{name}: {size} km, {members} members, 1 rank", sets, 1, peaks, baseline)
                 print(f"{name} case: {wall:.0f} s", flush=True)
         size = fitting_size(args.size_km, args.members, args.days, args.ranks, args.filter)
         if size != args.size_km:
@@ -187,7 +214,7 @@ def main():
         sets = overrides(args.size_km, args.members, args.days, tmp / "large" / "out", args.filter)
         peaks, log, wall, prof = run_case(sets, args.ranks, tmp / "large", profile=not args.no_profile)
         mem += memory_rows(f"large: {args.size_km} km, {args.members} members, {args.ranks} ranks", sets, args.ranks,
-                           peaks)
+                           peaks, baseline)
         n_cycles = len(re.findall(r"smda.run.driver: analysis ", log))
         n_steps = int(round(args.days * 24))
         loop = re.search(r"run finished: ([0-9.]+) s wall, ([0-9.e+]+) cell-member-steps/s", log)
@@ -196,7 +223,9 @@ def main():
               f"(time loop {loop[1]} s, {float(loop[2]):.3g} cell-member-steps/s)")
         if n_cycles == 0:
             print("WARNING: no analysis cycle in the period: use more --days")
-        print("\nmemory per rank (peak RSS from ru_maxrss; estimate from `smda info --ranks N`)\n")
+        print("\nmemory per rank (peak RSS from ru_maxrss, where: innermost smda calls at the largest 5 ms sample; "
+              "estimate from `smda info --ranks N`; per cell-member: land cells x members of the truth, open loop and "
+              f"analysis; baseline {baseline / MiB:.0f} MiB, {'measured' if not args.large_only else 'estimated'})\n")
         print("\n".join(mem))
         if not args.no_profile:
             print("\ntime by part (s, cProfile cumulative time / steps, / cycles or once) of the large case\n")

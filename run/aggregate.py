@@ -7,6 +7,10 @@ construction costs in proportion to the footprints, not to (pixels x observation
 sums are formed per (pixel, observation), gathered on every rank and added in increasing pixel order starting
 from zero. Any number of ranks thus adds the same terms in the same order: bit-identical model equivalents for
 1 or N ranks, for box, Gaussian and non-nested (25 km) footprints alike.
+
+The field to aggregate may be given block by block (:meth:`PixelAggregator.block_sums`): a function evaluates it
+on consecutive runs of whole pixels of about :data:`BLOCK_BYTES`, so the (n_local, k) field of an ensemble (the
+1 km TB of every member) is never held whole; the terms, and so the bits, are those of the whole field.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from smda.assimilation.observations.operator import FootprintOperator, finish, f
 from smda.model.grid import NEST
 
 _SLICES: dict = {}  # (id(decomposition), rank) -> (weak reference, pixel slices): fixed for a run
+# float64 field rows evaluated at a time by block_sums (whole pixels, at least one): 2 MiB keeps a block in cache;
+# the operator's equivalents of 8e4 cells x 32 members take 0.13 s in 2 MiB blocks, 0.19 s as one block
+BLOCK_BYTES = 2 * 2**20
 
 
 def pixel_slices(exp):
@@ -48,6 +55,8 @@ class PixelAggregator:
         self.n_obs = len(geo["x"])
         fov = np.broadcast_to(np.asarray(fov_km, float), (self.n_obs,))
         slices = pixel_slices(exp)
+        self.n_local = exp.cells.size
+        self.pixel_stops = [b for _, _, b in slices]  # the end of each pixel's rows
         cand = self._candidates(geometry, exp.domain, kind, fov, [pix for pix, _, _ in slices])
         for (pix, a, b), obs in zip(slices, cand, strict=True):
             if obs.size == 0:
@@ -79,14 +88,37 @@ class PixelAggregator:
         lo, hi = np.searchsorted(pix, want, "left"), np.searchsorted(pix, want, "right")
         return [obs[a:b] for a, b in zip(lo, hi, strict=True)]
 
+    def blocks(self, k: int) -> list[tuple[int, int]]:
+        """Consecutive row ranges (a, b) covering the rank's cells, each of whole pixels: the fewest that make at
+        least :data:`BLOCK_BYTES` of a k-column float64 field (the last block what remains)."""
+        rows = max(1, BLOCK_BYTES // (8 * max(k, 1)))
+        out, a = [], 0
+        for b in self.pixel_stops:  # (a loop over pixels, not cells)
+            if b - a >= rows or b == self.n_local:
+                out.append((a, b))
+                a = b
+        return out
+
     def sums(self, field: np.ndarray):
-        """(sum_w (n_obs,), sum_wx (n_obs, k)) over all ranks, added in pixel order."""
+        """(sum_w (n_obs,), sum_wx (n_obs, k)) of the (n_local, k) ``field`` over all ranks, added in pixel order."""
         field = np.ascontiguousarray(field, dtype=np.float64)
-        k = field.shape[1]
+        return self.block_sums(lambda a, b: field[a:b], field.shape[1], [(0, self.n_local)])
+
+    def block_sums(self, rows, k: int, blocks=None):
+        """:meth:`sums` of a field given by ``rows(a, b)`` -> its rows a:b ((b - a, k) float64), called once for
+        each of ``blocks`` (default :meth:`blocks`: every local cell, in order, whole pixels at a time)."""
         mine = []
-        for pix, a, b, op, rows, obs in self.parts:
-            w, wx = op.partial_sums(field[a:b])
-            mine.append((pix, obs, w[rows], wx[rows]))
+        parts = iter(self.parts)
+        part = next(parts, None)
+        for a, b in self.blocks(k) if blocks is None else blocks:
+            field = np.ascontiguousarray(rows(a, b), dtype=np.float64)
+            if field.shape != (b - a, k):
+                raise ValueError(f"the field's rows {a}:{b} have shape {field.shape}, expected {(b - a, k)}")
+            while part is not None and part[2] <= b:  # (the parts are in row order, each inside one block)
+                pix, pa, pb, op, keep, obs = part
+                w, wx = op.partial_sums(field[pa - a:pb - a])
+                mine.append((pix, obs, w[keep], wx[keep]))
+                part = next(parts, None)
         allparts = [mine] if self.comm is None or self.comm.size == 1 else self.comm.allgather(mine)
         flat = sorted((p for parts in allparts for p in parts), key=lambda t: t[0])
         sum_w = np.zeros(self.n_obs)
@@ -100,3 +132,7 @@ class PixelAggregator:
         """Footprint means (n_obs, k) (NaN where too little of the footprint is on model cells) and
         the inside fraction (n_obs,)."""
         return finish(*self.sums(field), inside_threshold)
+
+    def block_mean(self, rows, k: int, inside_threshold: float):
+        """:meth:`mean` of a field given block by block as in :meth:`block_sums`."""
+        return finish(*self.block_sums(rows, k), inside_threshold)

@@ -14,25 +14,30 @@ term, from the namelist and the domain decomposition (:mod:`smda.run.decomp`):
   forcing-perturbation lattice;
 - **static**: per-cell parameters and coordinates, the soil table, the vegetation of the day, daily flux
   sums, the rain of the last day, footprint weights, plus domain-wide index arrays on every rank;
-- **work arrays** of an analysis cycle (on top of the above, then freed): the model equivalents' 1 km TB
-  of every member, H and V, from the RTM and copied into the footprint field (4 x n x N float64 per incidence
-  angle), or the filter's copy of the updated variables (len(update) x n x N, freed before the analysis
-  equivalents) with the LETKF weight lattice (lattice points x N x N); the background means and spreads
-  kept for the record;
-- **outputs**: the largest of (a) an analysis record: the record's fields on every rank, and on rank 0
-  one field at a time gathered (global land cells) and gridded (float32), (b) the checkpoint: rank 0
-  receives one other rank's part of one array at a time into a buffer and hashes a byte copy of it (no
-  rank holds the global state), (c) rank 0's end of run (twin experiments): the skill
+- **work arrays** of an analysis cycle (on top of the above, then freed): the model equivalents' footprint
+  field, evaluated a block of whole pixels at a time (:mod:`smda.run.aggregate`, ``BLOCK_BYTES``): the
+  block ((2 angles + [SM]) x N + 4 float64 a cell), the RTM's TB H and V of its cells at each angle and a
+  temporary of their statistics, plus the 1 km TB mean and spread at the output angle (4 x n float64); or the
+  filter's copy of the updated variables (len(update) x n x N, freed before the analysis equivalents) with
+  their bounds and the LETKF weight lattice (lattice points x N x N); the background means and spreads kept
+  for the record;
+- **outputs**: the largest of (a) an analysis record: the record's fields on every rank, the exchange's
+  send and receive buffers and the rank's share of the grid's tiles (float32, :mod:`smda.run.chunks`), and
+  on a file's owner one field's compressed chunks (at most 4 B per domain cell), (b) the checkpoint: rank 0
+  receives one other rank's part of one array at a time into a buffer and hashes it in place (no rank holds
+  the global state), (c) rank 0's end of run (twin experiments): the skill
   accumulators (per cell and product, 12 float64: :class:`smda.run.metrics.SkillAccumulator`) and one
   time slice of every product with its anomaly temporaries: independent of the run length.
 
 The peak of a rank is baseline + states + model arrays + static + the larger of work and outputs (they
-do not overlap in time). For large domains the states dominate every rank (48 B per cell and member and
-ensemble, the model arrays about 26 B per cell and member); for small domains the baseline dominates. Not modelled:
+do not overlap in time). Per cell-member (the rank's land cells x the members of every run it holds: truth 1,
+open loop N, analysis N) the states are 48 B; for a twin experiment with N = 32 the model arrays add about
+21 B, the static fields 12 B, then at most one of: the analysis cycle 11 B, the checkpoint 28 B (a byte copy of
+a state block for its checksum) or the end of run; for small domains the baseline dominates. Not modelled:
 allocator fragmentation (arrays under 32 MiB may stay mapped after being freed) and the one-off setup
-(domain-wide latitude/longitude while building the experiment). Measured by ``benchmarks/scale.py``:
-within 3 % of the peak RSS of both ranks of a 1008 x 1008 km, 32-member LETKF run on 2 ranks and of
-72 x 72 km, 8 members on 1 rank.
+(domain-wide latitude/longitude while building the experiment). Measured by ``benchmarks/scale.py`` (432 x 432
+km, 32 members, LETKF, 1 rank, 2 days): the estimate is 0.97 of the peak RSS (the checkpoint) and 1.01 of the
+analysis cycle's peak.
 """
 
 from __future__ import annotations
@@ -47,8 +52,9 @@ from smda.run.schema import describe
 from smda.variables import VARIABLES
 
 MiB = 2**20
-# peak RSS of a 36 x 36 km, 2-member, 3-day run (every kernel called once), 1 and 2 ranks: 306-318 MiB
-BASELINE_MIB = 305.0
+# peak RSS of a 36 x 36 km, 2-member, 3-day run (every kernel called once, the comparison methods' libraries
+# imported at the end): 372-392 MiB (benchmarks/scale.py's baseline case)
+BASELINE_MIB = 385.0
 FIGURES_MIB = 45.0  # matplotlib, imported by rank 0 at the end of a run with output.figures
 F8 = 8  # bytes of a float64 / int64
 # float64 / int64 values held per local land cell besides the ensembles: cells, gidx, x, y, lat, lon (6), static
@@ -58,7 +64,6 @@ _PER_CELL_VALUES = 6 + 7 + 5 + 4 + 1
 # (2 x 6: n, 2 means, 3 deviation sums) and of the difference, its pixel-mean and within-pixel parts (3 x 3)
 _SKILL_ACCUMULATOR = 21
 _SKILL_SLICE = 8  # (y, x) float64 per product at one time: product, truth, anomalies, masks, pairs
-_EQUIVALENT_COPIES = 4  # n x N: TB H and V from the RTM, copied into the footprint field (filled in place)
 
 
 _KEYS_HEADER = """# Namelist keys
@@ -178,10 +183,11 @@ def _span(v: np.ndarray, spacing: float) -> int:
 
 def _rank_memory(nl: Namelist, dom, cells: np.ndarray, rank: int, n_ranks: int, records: int) -> RankMemory:
     from smda.forcing.perturb import PerturbationSettings, lattice_spacing_m
-    from smda.model.grid import GRIDS, M01
+    from smda.model.grid import GRIDS, M01, NEST
     from smda.model.lsm import FLAGS, FLUXES, FORCING
     from smda.model.soil import PARAMETER_NAMES
     from smda.model.state import VARIABLES as STATE_VARIABLES
+    from smda.run.aggregate import BLOCK_BYTES
     from smda.run.driver import FLUX_OUT, STATE_OUT
     from smda.run.runs import DAILY_STATE
 
@@ -216,32 +222,40 @@ def _rank_memory(nl: Namelist, dom, cells: np.ndarray, rank: int, n_ranks: int, 
     per_cell = _PER_CELL_VALUES + len(PARAMETER_NAMES) + steps_per_day + len(members) * (len(FLUX_OUT) + len(DAILY_STATE))
     static = n * per_cell * F8 + weights + dom.n_cells * (F8 + 2) + dom.n_land * F8  # + decomposition, cell order
 
-    # analysis cycle: TB and footprint fields of the ensemble, background TB, the filter's copy, LETKF weights
+    # analysis cycle: footprint field blocks, 1 km TB statistics, background statistics, the filter's copy with
+    # its bounds, LETKF weights
     work, kept = 0, 0
     if observed:
-        equivalents = _EQUIVALENT_COPIES * u
+        tb = [o for o in nl.observations if o.source != "none" and o.kind == "tb"]
+        n_ang = len({o.angle_deg for o in tb} | {nl.observations[0].angle_deg})  # observed angles, output angle
+        k = (2 * n_ang + any(o.kind == "sm" for o in nl.observations if o.source != "none")) * N + 4
+        pixel = NEST["M36"] ** 2  # blocks are whole 36 km pixels: the fewest making BLOCK_BYTES
+        rows = min(n, pixel * max(1, math.ceil(BLOCK_BYTES / (F8 * k * pixel))))
+        # a block of the field, its TB H and V at each angle from the RTM, one (rows, N) temporary of their statistics
+        equivalents = rows * (k + (2 * n_ang + 1) * N) * F8 + 4 * n * F8
         if filtered:
             kept = 2 * (len(STATE_OUT) + 2) * n * F8  # background means and spreads, kept for the record
             lattice = 0
             if a.filter == "letkf" and a.weight_interpolation and n:
                 s = a.analysis_spacing_km * 1000.0
                 lattice = _span(x, s) * _span(y, s) * N * N * F8
-            work = kept + max(equivalents, len(a.update) * u + lattice)  # the filter's copy is freed before HX_a
+            copy = len(a.update) * (u + 2 * n * F8)  # the updated variables and their bounds
+            work = kept + max(equivalents, copy + lattice)  # the filter's copy is freed before HX_a
         else:
             work = equivalents
 
-    # outputs: (a) the largest record: rank 0 gathers all its fields (global cells), then grids them as float32
+    # outputs: (a) the largest record: its fields, their exchange (send and receive float32) and the rank's tiles
     runs = len(members)
     fields = len(STATE_OUT) * runs + filtered * (2 * (len(STATE_OUT) + 2) + len(STATE_OUT) + 4)
     fields = max(fields if observed else 0, len(FLUX_OUT) * (1 + filtered))
-    record = kept + fields * n * F8
-    if rank == 0:  # one field gathered (the parts and their concatenation) and gridded at a time
-        record += dom.n_cells * 4 + (2 * dom.n_land * F8 if n_ranks > 1 else 0)
+    record = kept + fields * n * F8 + fields * (2 * n + dom.n_cells // n_ranks) * 4
+    if rank == 0:  # the owner of a file (rank 0 holds the last ones dealt): one field's compressed chunks
+        record += dom.n_cells * 4
     # (b) the checkpoint, array by array and rank by rank: contiguous copies of the (transposed) daily sums
-    # and rain ring; on rank 0 a receive buffer of one rank's part and the checksum's byte copy of it
+    # and rain ring; on rank 0 a receive buffer of one other rank's part (hashed in place)
     state_part = max(n * len(STATE_VARIABLES) * m * F8 for m in members)
     copies = runs * n * len(FLUX_OUT) * F8 + n * steps_per_day * F8
-    checkpoint = copies + (state_part * (2 if n_ranks > 1 else 1) if rank == 0 else 0)
+    checkpoint = copies + (state_part if rank == 0 and n_ranks > 1 else 0)
     phases = {"analysis record": record, "checkpoint": checkpoint}
     # (c) rank 0 at the end of a twin experiment: skill accumulators and one time slice of every product
     if rank == 0 and twin and records:

@@ -25,13 +25,15 @@ class ObservationOperator:
     def __init__(self, exp, nl):
         self.exp, self.obs = exp, nl.observations[0]  # the RTM settings (the same for every source)
 
-    def tb(self, state: State, veg, angles_deg=None, angle_deg=None):
-        """1 km TB (H, V) of every member, K: (n, N) at ``angle_deg`` (default the first source's angle_deg), or
-        (n, N, n_angles) at each of ``angles_deg`` (one RTM call for all the angles of an observation set)."""
+    def tb(self, state: State, veg, angles_deg=None, angle_deg=None, rows=slice(None)):
+        """1 km TB (H, V) of every member of the cells ``rows``, K: (n, N) at ``angle_deg`` (default the first
+        source's angle_deg), or (n, N, n_angles) at each of ``angles_deg`` (one RTM call for all the angles of an
+        observation set)."""
         exp, o = self.exp, self.obs
-        args = (state.sm_surface, state.t_skin, state.t_deep, state.t_skin, veg["vwc"], exp.static["clay"],
-                exp.static["sand"], exp.bulk_density)
-        kw = dict(dielectric=o.dielectric, teff=o.teff, porosity=exp.soil["wsat"], **exp.tau_omega)
+        args = (state.sm_surface[rows], state.t_skin[rows], state.t_deep[rows], state.t_skin[rows], veg["vwc"][rows],
+                exp.static["clay"][rows], exp.static["sand"][rows], exp.bulk_density[rows])
+        kw = dict(dielectric=o.dielectric, teff=o.teff, porosity=exp.soil["wsat"][rows],
+                  **{k: v[rows] for k, v in exp.tau_omega.items()})
         if angles_deg is None:
             return emission.brightness_temperature(*args, o.angle_deg if angle_deg is None else angle_deg, **kw)
         return emission.brightness_temperature_multiangle(*args, angles_deg, **kw)
@@ -48,10 +50,15 @@ class ObservationOperator:
         ``tb_out`` the ensemble mean and spread ((n,), (n,)) of the 1 km TB H and of V at the output angle (the
         first source's angle_deg) from the same RTM call (else None): one RTM evaluation per model state and
         cycle, and no 1 km TB kept beyond it.
-        ``inside_threshold`` (scalar or (n_obs,), > 0): HX is NaN where less of the footprint is on model cells."""
+        ``inside_threshold`` (scalar or (n_obs,), > 0): HX is NaN where less of the footprint is on model cells.
+
+        The footprint field (TB of every member, surface SM, screening fields) is evaluated and summed a block of
+        whole pixels at a time (:meth:`PixelAggregator.block_sums`): its memory is that of one block, not of the
+        rank's cells x members, and its values and sums are those of the whole field."""
         st = run.state
         n, N = st.sm_surface.shape
         thr = np.broadcast_to(np.asarray(inside_threshold, float), (len(table),))
+        rain = np.broadcast_to(np.asarray(rain_24h_mm, float), (n,))
         is_tb = table.kind == "tb"
         angles, which = np.unique(np.round(table.angle_deg[is_tb], 1), return_inverse=True)
         n_ang = angles.size  # observed angles; the output angle is appended if it is not one of them
@@ -59,30 +66,34 @@ class ObservationOperator:
         if tb_out and out_at.size == 0:
             angles, out_at = np.append(angles, self.obs.angle_deg), [n_ang]
         # field columns: angle by angle, H then V, members inner (an observation's block is 2 angle + V), then
-        # surface SM if any row observes it, then the screening fields; filled in place (no stacked copies)
+        # surface SM if any row observes it, then the screening fields
         n_sm = int(not is_tb.all())
-        field = np.empty((n, (2 * n_ang + n_sm) * N + 4))
-        tb = None
-        if angles.size:
-            tbh, tbv = self.tb(st, veg, angles)  # (n, N, n_angles)
-            for a in range(n_ang):
-                field[:, 2 * a * N:(2 * a + 1) * N] = tbh[:, :, a]
-                field[:, (2 * a + 1) * N:(2 * a + 2) * N] = tbv[:, :, a]
-            if tb_out:  # (a copy only with several angles, one polarization at a time)
-                tb = tuple(_mean_spread(np.ascontiguousarray(a[:, :, out_at[0]])) for a in (tbh, tbv))
-            del tbh, tbv
+        k = (2 * n_ang + n_sm) * N + 4
+        tb = tuple((np.empty(n), np.empty(n)) for _ in range(2)) if tb_out else None  # (mean, spread) of H, V
+
+        def rows(a, b):
+            field = np.empty((b - a, k))
+            if angles.size:
+                tbh, tbv = self.tb(st, veg, angles, rows=slice(a, b))  # (b - a, N, n_angles)
+                for i in range(n_ang):
+                    field[:, 2 * i * N:(2 * i + 1) * N] = tbh[:, :, i]
+                    field[:, (2 * i + 1) * N:(2 * i + 2) * N] = tbv[:, :, i]
+                if tb_out:
+                    for (mean, spread), t in zip(tb, (tbh, tbv), strict=True):
+                        mean[a:b], spread[a:b] = _mean_spread(np.ascontiguousarray(t[:, :, out_at[0]]))
+            if n_sm:
+                field[:, 2 * n_ang * N:(2 * n_ang + 1) * N] = st.sm_surface[a:b]
+            # frozen soil: the deep (daily-mean) soil temperature below 0 C, not a frosty dawn skin
+            field[:, -4] = st.t_deep[a:b].mean(axis=1)
+            field[:, -3] = (st.t_deep[a:b] < T_FREEZE).mean(axis=1)
+            field[:, -2] = run.fluxes.snow[a:b].mean(axis=1)
+            field[:, -1] = rain[a:b]
+            return field
+
+        mean, inside = agg.block_mean(rows, k, float(thr.min()) if thr.size else 1.0)
         col = np.zeros(len(table), np.int64)
         col[is_tb] = 2 * which.ravel() + (table.pol[is_tb] == "V")
-        if n_sm:
-            col[~is_tb] = 2 * n_ang
-            field[:, 2 * n_ang * N:(2 * n_ang + 1) * N] = st.sm_surface
-        # frozen soil: the deep (daily-mean) soil temperature below 0 C, not a frosty dawn skin
-        field[:, -4] = st.t_deep.mean(axis=1)
-        field[:, -3] = (st.t_deep < T_FREEZE).mean(axis=1)
-        field[:, -2] = run.fluxes.snow.mean(axis=1)
-        field[:, -1] = rain_24h_mm
-        mean, inside = agg.mean(field, float(thr.min()) if thr.size else 1.0)
-        del field
+        col[~is_tb] = 2 * n_ang
         hx = np.take_along_axis(mean, col[:, None] * N + np.arange(N)[None, :], axis=1)
         hx[inside < thr] = np.nan
         return hx, mean[:, -4:], inside, tb

@@ -97,7 +97,7 @@ def write(path: Path, *, nl: Namelist, domain: Domain, step: int, time, local: d
                 _hash_header(h, n, shape, a.dtype)
                 if n not in local:
                     var[...] = a
-                    h.update(a.tobytes())
+                    h.update(np.ascontiguousarray(a))  # (no byte copy of a contiguous array)
                     continue
                 start = 0
                 for r, c in enumerate(counts):
@@ -107,7 +107,7 @@ def write(path: Path, *, nl: Namelist, domain: Domain, step: int, time, local: d
                         block = np.empty((c, *a.shape[1:]), a.dtype)
                         comm.Recv(block, source=r, tag=names.index(n))
                     var[start:start + c] = block
-                    h.update(block.tobytes())
+                    h.update(np.ascontiguousarray(block))
                     start += c
             ds.setncatts({
                 "format": FORMAT,
@@ -143,7 +143,7 @@ def _verify(path: Path) -> str | None:
                     continue
                 step = max(1, (64 << 20) // max(1, int(np.prod(var.shape[1:])) * var.dtype.itemsize))
                 for i in range(0, var.shape[0], step):
-                    h.update(np.ascontiguousarray(var[i:i + step]).tobytes())
+                    h.update(np.ascontiguousarray(var[i:i + step]))
             if h.hexdigest() != ds.getncattr("checksum_sha256"):
                 return f"{path}: checksum mismatch: the file is damaged (truncated copy or disk error)"
     except (OSError, KeyError, AttributeError) as exc:

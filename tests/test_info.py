@@ -39,16 +39,20 @@ def test_twin_experiment_holds_truth_open_loop_and_analysis():
     assert estimate(*OPEN_LOOP)[0].work == 0  # no observations: no analysis cycle
 
 
-def test_work_arrays_scale_with_members_and_updated_variables():
-    one, two = (estimate("model.ensemble_size=8", "assimilation.filter=none", f"model.ensemble_size={n}")[0]
-                for n in (8, 16))
-    assert two.work == 2 * one.work  # (n, N) TB and footprint fields
-    # the filter's copy of the updated variables (freed before the analysis equivalents) and the LETKF weight
-    # lattice count when they exceed the 4 (n, N) TB fields: with 4 variables by the lattice, with 1 not at all
-    u = 72 * 72 * 24 * 8
-    a, b = (estimate(f"assimilation.update=[{v}]")[0] for v in ("sm_surface", "sm_surface, sm_rootzone, t_skin, t_deep"))
-    lattice = b.work - a.work  # 72 km at 9 km spacing: about 9 x 9 points of 24 x 24 weights
-    assert 80 * 24 * 24 * 8 <= lattice <= 100 * 24 * 24 * 8 and a.work - estimate("assimilation.filter=none")[0].work < u
+def test_work_arrays_are_field_blocks_or_the_filter_copy():
+    # the model equivalents' footprint field is evaluated a block of whole pixels at a time: beyond a block the
+    # open loop's cycle grows with the cells only by the 1 km TB statistics (4 float64 a cell), not with N
+    def at(km, *sets):
+        return memory_estimate(load(DEFAULT_NAMELIST, [f"domain.size_km=[{km}, {km}]", "model.ensemble_size=32", *sets]))[0]
+
+    small, large = at(216, "assimilation.filter=none"), at(432, "assimilation.filter=none")
+    assert large.work - small.work == 4 * 8 * (large.cells - small.cells)
+    assert large.work < 0.3 * large.cells * 32 * 8 * (2 + 2 + 1)  # the whole field and TB would be 5 (n, N) arrays
+    # with a filter on a large domain: the copy of the updated variables with their bounds, and the LETKF lattice
+    one, four = (at(432, f"assimilation.update=[{v}]") for v in ("sm_surface", "sm_surface, sm_rootzone, t_skin, t_deep"))
+    assert four.work - one.work == 3 * (large.cells * 32 * 8 + 2 * large.cells * 8)
+    lattice = one.work - at(432, "assimilation.update=[sm_surface]", "assimilation.weight_interpolation=false").work
+    assert 49 * 49 * 32 * 32 * 8 <= lattice <= 52 * 52 * 32 * 32 * 8  # 432 km at 9 km: about 50 x 50 points of N x N
 
 
 def test_ranks_split_the_state_and_the_checkpoint_needs_no_global_state():
