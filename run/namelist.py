@@ -24,6 +24,7 @@ from smda.forcing.readers import PRESETS
 from smda.forcing.site import FILLABLE, time_zone_info
 from smda.model.dielectric import DIELECTRIC_MODELS
 from smda.model.emission import TEFF_MODELS
+from smda.model.grid import NEST
 from smda.model.grid import Domain as GridDomain
 from smda.run.schema import INT64_MAX, NamelistError, build, key, located, section, to_plain
 from smda.run.validate import ValidationSettings
@@ -206,7 +207,15 @@ class Observations:
     error_tb_K: float = key(4.0, unit="K", doc="TB observation error std (SMAP/SMOS 36 km).", lo=0.01)
     error_sm: float = key(0.04, unit="m3 m-3", doc="Soil moisture observation error std.", lo=0.001)
     error_corr_km: float = key(0.0, unit="km", lo=0.0,
-                               doc="Synthetic observations: spatial correlation length of the errors (0: independent).")
+                               doc="Spatial correlation length of the errors (0: independent): synthetic observations "
+                               "are drawn with it, and superob_grid takes it for the error of a box mean.")
+    superob_grid: str = key("none", choices=("none", "M03", "M09", "M36"),
+                            doc="Super-observations: average the source's accepted finer box observations of one time "
+                            "in the pixels of this EASE-Grid 2.0 grid, error variance that of a mean of errors "
+                            "correlated over error_corr_km (none: every observation enters the analysis).")
+    error_inflation: float = key(1.0, unit="1", lo=1.0, hi=100.0,
+                                 doc="Factor on this source's error variance (a diagonal R inflated for error "
+                                 "correlations it leaves out, Stewart et al. 2013); 1: none.")
     footprint: str = key("box", doc="Footprint weights: pixel box of the grid (M01: the 1 km cell) or Gaussian antenna "
                          "pattern.", choices=("box", "gauss"))
     fov_km: float = key(20.0, unit="km", doc="Gaussian field-of-view radius (used with footprint: gauss).", lo=1.0)
@@ -287,6 +296,10 @@ class Observations:
                                 f"{self.revisit_cycle_days}), at least one"))
             if self.footprint == "gauss" and self.grid == "M01":
                 out.append((("footprint",), "grid M01 observations are 1 km cells: use footprint box"))
+            if self.superob_grid != "none" and not (self.footprint == "box" and self.grid in NEST
+                                                      and NEST[self.grid] < NEST[self.superob_grid]):
+                out.append((("superob_grid",), f"{self.superob_grid}: super-observations average box footprints of "
+                            f"a finer nested grid (M01, M03, M09), not {self.footprint} {self.grid}"))
         elif not self.paths:
             out.append((("paths",), f"source {self.source!r} needs product files"))
         if self.kind == "sm" and self.source.endswith("_tb"):

@@ -16,7 +16,8 @@ checkpointed and written with the ensembles) and may add per-cell products to th
 
 The namelist's ``observations`` is a list of sources; :class:`Sources` steps them together (one truth run
 for every synthetic source) and hands the driver, at each step, the concatenation of every source's
-observations due (one analysis), each row's ``source`` column holding its source's name.
+observations due (one analysis), each row's ``source`` column holding its source's name, as
+:func:`as_assimilated` makes them (super-observations, error inflation).
 
 A new source subclasses :class:`Source` and registers in :data:`SOURCES`.
 """
@@ -32,6 +33,7 @@ import numpy as np
 from smda.assimilation.filters.diagnostics import gross_error_mask
 from smda.assimilation.observations import bias
 from smda.assimilation.observations.readers import read as read_product
+from smda.assimilation.observations.superobs import superobs
 from smda.assimilation.observations.synthetic import (
     LSTConfig,
     NDVIConfig,
@@ -111,7 +113,7 @@ class SyntheticSource(Source):
         if seen is None:
             return None
         table, sm_coarse = self._observe(k1, t1, seen, veg)
-        return table, {self.product: sm_coarse[self.cell_pixel]}
+        return as_assimilated(table, self.obs), {self.product: sm_coarse[self.cell_pixel]}
 
     def _pixel_geometry(self) -> ObsTable:
         """The coarse pixels of the observation grid that overlap the domain, sorted by (row, col)."""
@@ -226,7 +228,12 @@ class ProductSource(Source):
             raise ValueError(f"{key} ({o.label!r}, {o.source}): no accepted observation in the domain and period "
                              f"in {len(paths)} file(s); QC counts: {table.qc_counts() or 'no observation read'}")
         steps = np.ceil((table.time - nl.start) / np.timedelta64(int(dt_s), "s")).astype(np.int64)
-        self.by_step = {int(k): table.select(steps == k) for k in np.unique(steps)}
+        self.by_step = {int(k): as_assimilated(table.select(steps == k), o) for k in np.unique(steps)}
+        if o.superob_grid != "none" and exp.rank == 0:
+            n = sum(len(t) for t in self.by_step.values())
+            log.log(logging.INFO if n < len(table) else logging.WARNING, "%s: %d observations, %d after super-observations "
+                    "in %s pixels (accepted box footprints of a finer nested grid are averaged)", o.label, len(table), n,
+                    o.superob_grid)
 
     def due(self, k1, t1, veg, rec):
         table = self.by_step.get(k1)
@@ -260,6 +267,18 @@ class ProductSource(Source):
                 count[hit] += 1
         with np.errstate(invalid="ignore"):
             return np.clip(total / count, 0.0, None)  # NaN where no retrieval; a retrieval is never negative
+
+
+def as_assimilated(table: ObsTable, obs) -> ObsTable:
+    """One step's observations of source ``obs`` (its namelist section) as they enter the analysis: with
+    ``superob_grid``, the accepted finer box observations averaged in its pixels
+    (:func:`smda.assimilation.observations.superobs.superobs`, errors correlated over ``error_corr_km``); the
+    error variance times ``error_inflation``. The table is the one every rank holds, and so is the result."""
+    if obs.superob_grid != "none":
+        table = superobs(table, obs.superob_grid, obs.error_corr_km)
+    if obs.error_inflation != 1.0:
+        table = dataclasses.replace(table, error_std=table.error_std * np.sqrt(obs.error_inflation))
+    return table
 
 
 def _unique_files(paths, label: str, loud: bool) -> list[Path]:
