@@ -40,7 +40,7 @@ relative to the smallest c_o, so the spacing should stay well below it (e.g. <= 
 import numpy as np
 
 from smda.assimilation.filters.ensemble import finish_cell, member_mean, prior_anomalies, work_buffers
-from smda.assimilation.filters.localization import local_obs
+from smda.assimilation.filters.localization import local_obs, local_obs_near, obs_buckets
 from smda.jit import inline, kernel
 from smda.model.streams import normal_field
 
@@ -65,12 +65,125 @@ def mean_preserving_rotation(seed, n, cycle):
     return np.ascontiguousarray(B @ core @ B.T)
 
 
+@kernel
+def symmetric_eigen(A, lam, off, V, w):
+    """Eigen-decomposition A = V^T diag(lam) V of a symmetric (k, k) matrix; returns False if it did not converge.
+
+    Householder reduction to tridiagonal form, then the implicit QL iteration with Wilkinson-type shifts on the
+    tridiagonal matrix (Golub and Van Loan 2013, Matrix Computations, 4th ed., sections 8.3.1 and 8.3.5; the
+    QL variant of Bowdler, Martin, Reinsch and Wilkinson 1968, doi:10.1007/BF02219763). The eigenvectors are
+    the rows of V (k, k), so every Householder reflection and Givens rotation updates contiguous rows; lam (k,)
+    is unordered. A is overwritten; ``off`` (k,) and ``w`` (3 k,) are scratch. For the small matrices of the
+    LETKF (k <= ~40) this is 1.5-2x faster than LAPACK's dsyevd through numba, whose time goes to the calling
+    overhead of many small BLAS-2 calls; both are backward stable, so the weights agree to round-off.
+    """
+    k = A.shape[0]
+    u, p, row = w[:k], w[k:2 * k], w[2 * k:3 * k]
+    for i in range(k):
+        for j in range(k):
+            V[i, j] = 1.0 if i == j else 0.0
+    for j in range(k - 2):  # reflection P = I - tau u u^T (u[j+1] = 1) zeroing A[j, j+2:]; A <- P A P, V <- P V
+        x0 = A[j, j + 1]
+        s2 = 0.0
+        for r in range(j + 2, k):
+            s2 += A[j, r] * A[j, r]
+        lam[j] = A[j, j]
+        if s2 == 0.0:
+            off[j] = x0
+            continue
+        beta = -np.copysign(np.sqrt(x0 * x0 + s2), x0)
+        v0 = x0 - beta
+        tau = -v0 / beta
+        off[j] = beta
+        u[j + 1] = 1.0
+        for r in range(j + 2, k):
+            u[r] = A[j, r] / v0
+        for r in range(j + 1, k):  # p = tau B u over the trailing block B (symmetric: sums of its rows)
+            p[r] = 0.0
+        for q in range(j + 1, k):
+            t = tau * u[q]
+            for r in range(j + 1, k):
+                p[r] += t * A[q, r]
+        h = 0.0
+        for r in range(j + 1, k):
+            h += p[r] * u[r]
+        h *= 0.5 * tau
+        for r in range(j + 1, k):  # p <- p - (tau u^T p / 2) u, then B <- B - u p^T - p u^T
+            p[r] -= h * u[r]
+        for r in range(j + 1, k):
+            pr, ur = p[r], u[r]
+            for q in range(j + 1, k):
+                A[r, q] -= ur * p[q] + pr * u[q]
+        for q in range(k):
+            row[q] = 0.0
+        for r in range(j + 1, k):
+            t = tau * u[r]
+            for q in range(k):
+                row[q] += t * V[r, q]
+        for r in range(j + 1, k):
+            ur = u[r]
+            for q in range(k):
+                V[r, q] -= ur * row[q]
+    if k >= 2:
+        lam[k - 2] = A[k - 2, k - 2]
+        off[k - 2] = A[k - 2, k - 1]
+    lam[k - 1] = A[k - 1, k - 1]
+    off[k - 1] = 0.0
+    for l in range(k):  # implicit QL on (lam diagonal, off[i] = T[i, i+1]), deflating from the top
+        it = 0
+        while True:
+            m = l
+            while m < k - 1:
+                dd = abs(lam[m]) + abs(lam[m + 1])
+                if abs(off[m]) + dd == dd:
+                    break
+                m += 1
+            if m == l:
+                break
+            it += 1
+            if it > 60:
+                return False
+            g = (lam[l + 1] - lam[l]) / (2.0 * off[l])
+            r = np.sqrt(g * g + 1.0)
+            g = lam[m] - lam[l] + off[l] / (g + np.copysign(r, g))
+            s, c, p0 = 1.0, 1.0, 0.0
+            i = m - 1
+            while i >= l:
+                f = s * off[i]
+                b = c * off[i]
+                r = np.sqrt(f * f + g * g)
+                off[i + 1] = r
+                if r == 0.0:  # split: restart the sweep on the smaller problem
+                    lam[i + 1] -= p0
+                    off[m] = 0.0
+                    break
+                s = f / r
+                c = g / r
+                g = lam[i + 1] - p0
+                r = (lam[i] - g) * s + 2.0 * c * b
+                p0 = s * r
+                lam[i + 1] = g + p0
+                g = c * r - b
+                for q in range(k):
+                    f = V[i + 1, q]
+                    V[i + 1, q] = s * V[i, q] + c * f
+                    V[i, q] = c * V[i, q] - s * f
+                i -= 1
+            if i >= l:
+                continue
+            lam[l] -= p0
+            off[l] = g
+            off[m] = 0.0
+    return True
+
+
 @inline
 def weights_workspace(S):
     """Scratch of :func:`solve_weights` around S (n_obs, N) (the scaled anomalies), allocated once per analysis:
-    scaled innovations (n_obs,), an N x N matrix, two N x N factors (flat) and a (2 N,) vector."""
+    scaled innovations (n_obs,), four N x N matrices (flat), a (2 N,) vector and the eigen-solver's (5 N,)."""
     n_obs, n = S.shape
-    return S, np.empty(n_obs), np.empty(n * n), np.empty(n * n), np.empty(n * n), np.empty(2 * n)
+    return (S, np.empty(n_obs), np.empty(n * n), np.empty(n * n), np.empty(n * n), np.empty(n * n), np.empty(2 * n),
+            np.empty(5 * n))
 
 
 @kernel
@@ -83,7 +196,7 @@ def solve_weights(Yp, d, rinv, idx, rho, k, inflation, ws, T):
     obtained from the k x k matrix M = c I + S S^T = U diag(mu) U^T (push-through identities with
     Z = S^T U): w_bar = Z diag(1/mu) U^T d~, W = sqrt(N-1) [I / sqrt(c) + Z diag(g) Z^T],
     g = -1 / (sqrt(mu c) (sqrt(c) + sqrt(mu))) (the form of mu^-1/2 - c^-1/2 over mu - c without cancellation).
-    The products use BLAS; only the eigen-solver allocates.
+    Eigen-decompositions by :func:`symmetric_eigen` (eigenvectors as rows), products in BLAS; nothing is allocated.
     """
     n = Yp.shape[1]
     if k == 0:
@@ -91,7 +204,7 @@ def solve_weights(Yp, d, rinv, idx, rho, k, inflation, ws, T):
             for b in range(n):
                 T[a, b] = 1.0 if a == b else 0.0
         return
-    S, dt, A, Z, Zg, v = ws
+    S, dt, A, Z, Zg, V, v, ev = ws
     for j in range(k):
         o = idx[j]
         w = np.sqrt(rho[j] * rinv[o])
@@ -101,57 +214,60 @@ def solve_weights(Yp, d, rinv, idx, rho, k, inflation, ws, T):
     Sk = S[:k]
     c = (n - 1) / inflation
     wbar = v[:n]
+    m = min(k, n)  # size of the eigen-problem
+    lam, off, work = ev[:m], ev[n:n + m], ev[2 * n:2 * n + 3 * m]
+    Am = A[:m * m].reshape((m, m))
     if k >= n:
-        Am = A.reshape((n, n))
         np.dot(Sk.T, Sk, Am)
-        for a in range(n):
-            Am[a, a] += c
-        lam, Q = np.linalg.eigh(Am)
-        e = v[n:]
-        for a in range(n):  # e = Q^T S^T d~ / lambda
-            s = 0.0
-            for j in range(k):
-                s += S[j, a] * dt[j]
-            wbar[a] = s
-        for i in range(n):
+    else:
+        np.dot(Sk, Sk.T, Am)
+    for a in range(m):
+        Am[a, a] += c
+    U = V[:m * m].reshape((m, m))  # rows: eigenvectors
+    if not symmetric_eigen(Am, lam, off, U, work):
+        raise ValueError("LETKF weights: the eigen-solver did not converge (non-finite HX, y or R?)")
+    e = v[n:n + m]
+    if k >= n:
+        for a in range(n):  # S^T d~, by rows of S
+            wbar[a] = 0.0
+        for j in range(k):
+            t = dt[j]
+            for a in range(n):
+                wbar[a] += t * S[j, a]
+        for i in range(n):  # e = Q^T S^T d~ / lambda
             s = 0.0
             for a in range(n):
-                s += Q[a, i] * wbar[a]
+                s += U[i, a] * wbar[a]
             e[i] = s / lam[i]
         Qs = Z.reshape((n, n))
         for a in range(n):
-            s = 0.0
-            for i in range(n):
-                s += Q[a, i] * e[i]
-                Qs[a, i] = Q[a, i] * np.sqrt((n - 1) / lam[i])
-            wbar[a] = s
-        np.dot(Qs, Q.T, T)
+            wbar[a] = 0.0
+        for i in range(n):  # w_bar = Q e, Qs = diag(sqrt((N-1)/lambda)) Q^T
+            h = np.sqrt((n - 1) / lam[i])
+            for a in range(n):
+                wbar[a] += U[i, a] * e[i]
+                Qs[i, a] = h * U[i, a]
+        np.dot(Qs.T, U, T)
         for a in range(n):
             for b in range(n):
                 T[a, b] += wbar[a]
         return
-    M = A[:k * k].reshape((k, k))
-    np.dot(Sk, Sk.T, M)
-    for j in range(k):
-        M[j, j] += c
-    mu, U = np.linalg.eigh(M)
-    Zm = Z[:n * k].reshape((n, k))
-    np.dot(Sk.T, U, Zm)
-    e = v[n:n + k]
-    for i in range(k):  # e = diag(1/mu) U^T d~
+    Zt = Z[:k * n].reshape((k, n))  # Z^T = U^T S (k x N), U^T's rows being the eigenvectors
+    np.dot(U, Sk, Zt)
+    sc = np.sqrt(c)
+    Ztg = Zg[:k * n].reshape((k, n))
+    for a in range(n):
+        wbar[a] = 0.0
+    for i in range(k):  # e_i = u_i . d~ / mu_i, w_bar = Z e, Ztg = diag(g) Z^T
         s = 0.0
         for j in range(k):
-            s += U[j, i] * dt[j]
-        e[i] = s / mu[i]
-    sc = np.sqrt(c)
-    Zgm = Zg[:n * k].reshape((n, k))
-    for a in range(n):
-        s = 0.0
-        for i in range(k):
-            s += Zm[a, i] * e[i]
-            Zgm[a, i] = -Zm[a, i] / (np.sqrt(mu[i] * c) * (sc + np.sqrt(mu[i])))
-        wbar[a] = s
-    np.dot(Zgm, Zm.T, T)
+            s += U[i, j] * dt[j]
+        ei = s / lam[i]
+        g = -1.0 / (np.sqrt(lam[i] * c) * (sc + np.sqrt(lam[i])))
+        for a in range(n):
+            wbar[a] += Zt[i, a] * ei
+            Ztg[i, a] = g * Zt[i, a]
+    np.dot(Ztg.T, Zt, T)
     f = np.sqrt(n - 1.0)
     for a in range(n):
         for b in range(n):
@@ -214,7 +330,9 @@ def letkf_exact_cells(X, cx, cy, ox, oy, Yp, d, rinv, radius, period, cutoff, in
 def lattice_weights(px, py, needed, ox, oy, Yp, d, rinv, radius, period, cutoff, inflation, Tgrid):
     """Weights Tgrid[p] (n_points, N, N) at the analysis points flagged in ``needed``.
 
-    Local observations of a point: each observation o within its own cut-off 2 radius[o] (m).
+    Local observations of a point: each observation o within its own cut-off 2 radius[o] (m), found through the
+    spatial index of :func:`smda.assimilation.filters.localization.obs_buckets` (the cost per point follows the
+    observations near it, not all of them).
 
     A point whose local observations and tapers are those of the previous point solved (e.g. an infinite
     radius, or a lattice finer than the observation spacing far from any observation) copies its weights.
@@ -225,11 +343,12 @@ def lattice_weights(px, py, needed, ox, oy, Yp, d, rinv, radius, period, cutoff,
     prev_idx = np.empty(n_obs, np.int64)
     prev_rho = np.empty(n_obs)
     ws = weights_workspace(np.empty((n_obs, n)))
+    index = obs_buckets(ox, oy, radius, period)
     prev, k_prev = -1, -1
     for p in range(px.shape[0]):
         if not needed[p]:
             continue
-        k = local_obs(px[p], py[p], ox, oy, radius, period, cutoff, idx, rho)
+        k = local_obs_near(px[p], py[p], ox, oy, radius, period, cutoff, index, idx, rho)
         same = k == k_prev
         j = 0
         while same and j < k:
@@ -269,25 +388,47 @@ def _cell_block(x, spacing):
 
 
 @kernel
+def _edge_weights(Tgrid, p, fy, out):
+    """out (N, N) <- (1 - fy) Tgrid[p] + fy Tgrid[p + 1]: the weights along the lattice edge from point p to its
+    upper neighbour p + 1, at the fraction fy of the edge."""
+    n = out.shape[0]
+    g = 1.0 - fy
+    t0, t1 = Tgrid[p], Tgrid[p + 1]
+    for a in range(n):
+        oa, r0, r1 = out[a], t0[a], t1[a]
+        for b in range(n):
+            oa[b] = g * r0[b] + fy * r1[b]
+
+
+@kernel
 def interpolate_apply(X, cx, cy, spacing, i0, j0, ny, Tgrid, rtpp, rtps, lower, upper, clip):
     """Bilinearly interpolate lattice weights to each cell and apply them, in place.
 
     Blocked: a run of consecutive cells in one lattice square and one row (same y; smda orders cells
-    row-major within each 36 km pixel) has weights T = P + fx Q, linear in the x fraction fx, with
-    P = (1 - fy) T00 + fy T01 and Q = (1 - fy) T10 + fy T11 - P, so the prior anomalies of the whole run
-    (cells x variables rows) are multiplied by [P | Q] in one BLAS product and combined per row; runs hold at
-    most :data:`RUN_CAP` cells. A cell's P, Q and fx depend on the cell only, and BLAS forms each row of a
-    product independently of the others (OpenBLAS does; checked by the split tests), so any order or split of
-    the cells gives the same result (other orders only make shorter runs). Work arrays are allocated once.
+    row-major within each 36 km pixel) has weights T = L + fx (R - L), linear in the x fraction fx, with
+    L = (1 - fy) T00 + fy T01 and R = (1 - fy) T10 + fy T11 the weights on the square's left and right edges
+    at the row's y fraction fy, so the prior anomalies of the whole run (cells x variables rows) are multiplied
+    by [L | R - L] in one BLAS product and combined per row; runs hold at most :data:`RUN_CAP` cells. The next
+    square of the same row shares the edge: its L is this R (kept, not recomputed). The form L + fx (R - L),
+    rather than (1 - fx) L + fx R, gives cells whose four lattice corners have T = I (no local observation)
+    mean + anomaly, as the per-cell update does. A cell's L, R and fx depend on the cell only, and BLAS forms
+    each row of a product independently of the others (OpenBLAS does; checked by the split tests), so any order
+    or split of the cells gives the same result (other orders only make shorter runs). The bounds are checked
+    while combining; RTPP, RTPS and clipping (:func:`finish_cell`) run afterwards on the rows where they act.
+    Work arrays are allocated once.
     """
     n_cells, n_vars, n = X.shape
     rows_max = RUN_CAP * n_vars
-    PQ = np.empty((n, 2 * n))
+    E = np.empty((n, 2 * n))  # [L | R - L]
+    R = np.empty((n, n))
     Xp = np.empty((rows_max, n))
     out = np.empty((rows_max, 2 * n))
     mean = np.empty(rows_max)
     frac = np.empty(RUN_CAP)
+    finish = np.empty(rows_max, np.int64)  # rows of the run to relax or clip
     per_cell = lower.shape[0] > 1
+    relax = rtpp > 0.0 or rtps > 0.0
+    right, right_y = -1, np.nan  # lattice point and row of the right edge R
     c = 0
     while c < n_cells:
         ia, _ = _cell_block(cx[c], spacing)
@@ -296,31 +437,49 @@ def interpolate_apply(X, cx, cy, spacing, i0, j0, ny, Tgrid, rtpp, rtps, lower, 
         while e < n_cells and e - c < RUN_CAP and cy[e] == cy[c] and _cell_block(cx[e], spacing)[0] == ia:
             e += 1
         p00 = (ia - i0) * ny + (ja - j0)
-        p10 = p00 + ny
-        for a in range(n):  # P = (1 - fy) T00 + fy T01, Q = (1 - fy) T10 + fy T11 - P
+        if p00 == right and cy[c] == right_y:
+            E[:, :n] = R
+        else:
+            _edge_weights(Tgrid, p00, fy, E[:, :n])
+        right, right_y = p00 + ny, cy[c]
+        _edge_weights(Tgrid, right, fy, R)
+        for a in range(n):
             for b in range(n):
-                t = (1.0 - fy) * Tgrid[p00, a, b] + fy * Tgrid[p00 + 1, a, b]
-                PQ[a, b] = t
-                PQ[a, n + b] = (1.0 - fy) * Tgrid[p10, a, b] + fy * Tgrid[p10 + 1, a, b] - t
+                E[a, n + b] = R[a, b] - E[a, b]
         r = 0
         for i in range(c, e):
             frac[i - c] = _cell_block(cx[i], spacing)[1]
             for v in range(n_vars):
-                mean[r] = member_mean(X[i, v])
+                x, xr = X[i, v], Xp[r]
+                mu = member_mean(x)
+                mean[r] = mu
                 for m in range(n):
-                    Xp[r, m] = X[i, v, m] - mean[r]
+                    xr[m] = x[m] - mu
                 r += 1
-        np.dot(Xp[:r], PQ, out[:r])
+        np.dot(Xp[:r], E, out[:r])
         r = 0
+        n_finish = 0
         for i in range(c, e):
             b = i if per_cell else 0
             f = frac[i - c]
             for v in range(n_vars):
                 xa = X[i, v]
+                lo, hi, mu = lower[b, v], upper[b, v], mean[r]
+                oL, oD = out[r, :n], out[r, n:]
                 for m in range(n):
-                    xa[m] = mean[r] + out[r, m] + f * out[r, n + m]
-                finish_cell(xa, Xp[r], rtpp, rtps, lower[b, v], upper[b, v], clip, v)
+                    xa[m] = mu + oL[m] + f * oD[m]
+                outside = 0
+                for m in range(n):
+                    outside += (xa[m] < lo) | (xa[m] > hi)
+                if relax or outside > 0:
+                    finish[n_finish] = r
+                    n_finish += 1
                 r += 1
+        for q in range(n_finish):  # apart from the loop above, which stays small and fast
+            r = finish[q]
+            i, v = c + r // n_vars, r % n_vars
+            b = i if per_cell else 0
+            finish_cell(X[i, v], Xp[r], rtpp, rtps, lower[b, v], upper[b, v], clip, v)
         c = e
 
 

@@ -108,6 +108,21 @@ def _obs_radius_jit(radius, o):
     return lambda radius, o: radius
 
 
+@inline
+def _take_obs(px, py, obs_x, obs_y, radius, period, cutoff, o, idx_out, rho_out, k):
+    """Append observation o to (idx_out, rho_out) at position k if its taper at (px, py) is above ``cutoff``;
+    returns the new count."""
+    d2 = distance2(px, py, obs_x[o], obs_y[o], period)
+    c = obs_radius(radius, o)
+    if d2 < 4.0 * c * c:
+        rho = gaspari_cohn(np.sqrt(d2) / c)
+        if rho > cutoff:
+            idx_out[k] = o
+            rho_out[k] = rho
+            return k + 1
+    return k
+
+
 @kernel
 def local_obs(px, py, obs_x, obs_y, radius, period, cutoff, idx_out, rho_out):
     """Observations o within 2 * radius[o] of point (px, py) with a Gaspari-Cohn taper above ``cutoff``.
@@ -118,14 +133,72 @@ def local_obs(px, py, obs_x, obs_y, radius, period, cutoff, idx_out, rho_out):
     """
     k = 0
     for o in range(obs_x.shape[0]):
-        d2 = distance2(px, py, obs_x[o], obs_y[o], period)
+        k = _take_obs(px, py, obs_x, obs_y, radius, period, cutoff, o, idx_out, rho_out, k)
+    return k
+
+
+@kernel
+def obs_buckets(obs_x, obs_y, radius, period):
+    """Spatial index of the observations for :func:`local_obs_near`: square buckets of side h >= the largest
+    cut-off 2 c_o, so every observation within its cut-off of a point lies in the 3 x 3 buckets around it.
+
+    Returns (x0, y0, h, nbx, nby, start, order): bucket (bi, bj) covers [x0 + bi h, x0 + (bi + 1) h) x
+    [y0 + bj h, ...) and holds the observations ``order[start[b]:start[b + 1]]`` (ascending), b = bj nbx + bi.
+    Built from the observations only, so it is the same on every MPI rank. nbx = 0 (no index: scan all) for
+    no observations, an infinite radius, a periodic x axis or non-finite positions; h is doubled until there are at most
+    4 n_obs + 1024 buckets.
+    """
+    n = obs_x.shape[0]
+    none = (0.0, 0.0, 0.0, 0, 0, np.empty(0, np.int64), np.empty(0, np.int64))
+    if n == 0 or period > 0.0:
+        return none
+    cmax = 0.0
+    for o in range(n):
         c = obs_radius(radius, o)
-        if d2 < 4.0 * c * c:
-            rho = gaspari_cohn(np.sqrt(d2) / c)
-            if rho > cutoff:
-                idx_out[k] = o
-                rho_out[k] = rho
-                k += 1
+        if not c < np.inf:
+            return none
+        cmax = max(cmax, c)
+    x0, x1, y0, y1 = obs_x.min(), obs_x.max(), obs_y.min(), obs_y.max()
+    if not (np.isfinite(x1 - x0) and np.isfinite(y1 - y0)):  # a non-finite position is never local: scan all
+        return none
+    h = 2.0 * cmax * (1.0 + 1e-9)  # the margin keeps the 3 x 3 rule exact under rounding of the bucket indices
+    nbx, nby = int((x1 - x0) / h) + 1, int((y1 - y0) / h) + 1
+    while nbx * nby > 4 * n + 1024:
+        h *= 2.0
+        nbx, nby = int((x1 - x0) / h) + 1, int((y1 - y0) / h) + 1
+    start = np.zeros(nbx * nby + 1, np.int64)
+    bucket = np.empty(n, np.int64)
+    for o in range(n):
+        b = int((obs_y[o] - y0) / h) * nbx + int((obs_x[o] - x0) / h)
+        bucket[o] = b
+        start[b + 1] += 1
+    for b in range(nbx * nby):
+        start[b + 1] += start[b]
+    fill = start[:-1].copy()
+    order = np.empty(n, np.int64)
+    for o in range(n):
+        order[fill[bucket[o]]] = o
+        fill[bucket[o]] += 1
+    return x0, y0, h, nbx, nby, start, order
+
+
+@kernel
+def local_obs_near(px, py, obs_x, obs_y, radius, period, cutoff, index, idx_out, rho_out):
+    """:func:`local_obs` through the index of :func:`obs_buckets`: the same observations and tapers, scanning
+    only the 3 x 3 buckets around the point. The indices come in bucket order (by bucket row, bucket, then
+    ascending), which depends on the point and the observations only; without an index (nbx = 0) all are scanned.
+    """
+    x0, y0, h, nbx, nby, start, order = index
+    if nbx == 0:
+        return local_obs(px, py, obs_x, obs_y, radius, period, cutoff, idx_out, rho_out)
+    bi = int(np.floor((px - x0) / h))
+    bj = int(np.floor((py - y0) / h))
+    ia = min(max(bi - 1, 0), nbx)
+    ib = max(min(bi + 2, nbx), ia)
+    k = 0
+    for qj in range(max(bj - 1, 0), min(bj + 2, nby)):
+        for t in range(start[qj * nbx + ia], start[qj * nbx + ib]):  # a row's buckets are contiguous in ``order``
+            k = _take_obs(px, py, obs_x, obs_y, radius, period, cutoff, order[t], idx_out, rho_out, k)
     return k
 
 
