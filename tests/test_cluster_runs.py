@@ -2,6 +2,7 @@
 locked folders, cycles without accepted observations, and an open-loop spin-up continued with a filter."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -52,6 +53,73 @@ def test_three_ranks_equal_one(tmp_path):
     smda("run", one, *wide)
     smda("run", three, *wide, ranks=3)
     assert_same_outputs(one.parent / "out", three.parent / "out")
+
+
+# the real SMAP L2 half-orbit sample on M36 rows 18-19 x columns 122-125 (central Yukon): 8 pixels, all with
+# retrievals; one overpass (2015-08-11 about 02 UTC) and one day boundary in the period
+REAL_CASE = """\
+name: tiny
+seed: 5
+domain:
+  centre: [64.6527, -133.6929]
+  size_km: [144, 72]
+  landscape: synthetic
+time:
+  start: 2015-08-10T00:00
+  end: 2015-08-11T06:00
+model:
+  ensemble_size: 4
+forcing:
+  source: synthetic
+observations:
+  - name: smap
+    source: smap_l2_sm_p
+    paths: [{granule}]
+    kind: sm
+    error: 0.04
+    background_k: 4
+assimilation:
+  filter: letkf
+  loc_radius_km: 40
+comparison:
+  methods: []
+output:
+  dir: out
+  figures: false
+"""
+
+
+@pytest.mark.mpi
+def test_eight_oversubscribed_ranks_equal_one_on_real_smap_retrievals(tmp_path, sample_data, monkeypatch):
+    """8 ranks on this 2-core machine (mpich's hydra oversubscribes without a flag), one 36 km pixel each, equal
+    bit for bit to 1 rank: every variable of every netCDF file, the final checkpoint included, and the text outputs."""
+    monkeypatch.setenv("OMPI_MCA_rmaps_base_oversubscribe", "1")  # a system Open MPI 4 refuses more ranks than cores
+    monkeypatch.setenv("PRTE_MCA_rmaps_default_mapping_policy", ":OVERSUBSCRIBE")  # and Open MPI 5 (PRRTE)
+    granule = sample_data / "smap" / "SMAP_L2_SM_P_02801_A_20150811T013002_R18290_001.h5"
+    outs, logs = {}, {}
+    for ranks in (1, 8):
+        d = tmp_path / f"r{ranks}"
+        d.mkdir()
+        (d / "case.yaml").write_text(REAL_CASE.format(granule=granule))
+        logs[ranks] = smda("run", d / "case.yaml", ranks=ranks).stderr
+        outs[ranks] = d / "out"
+    files = sorted(p.relative_to(outs[1]) for p in outs[1].rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(outs[8]) for p in outs[8].rglob("*") if p.is_file())
+    assert {"tiny_daily.nc", "products/analysis.nc", "products/satellite.nc", "restart/tiny_2015-08-11T06.nc"} <= set(
+        map(str, files))
+    for f in files:
+        if f.suffix != ".nc":
+            assert (outs[1] / f).read_text() == (outs[8] / f).read_text(), f
+            continue
+        with xr.open_dataset(outs[1] / f) as a, xr.open_dataset(outs[8] / f) as b:
+            assert sorted(a.variables) == sorted(b.variables), f
+            for v in a.variables:
+                np.testing.assert_array_equal(a[v].values, b[v].values, err_msg=f"{f}:{v}")
+    used = int(re.search(r"run finished: .*; \d+ observations, (\d+) used", logs[1]).group(1))
+    assert used > 0 and "analysis 2015-08-11T03:00" in logs[8]
+    with xr.open_dataset(outs[1] / "products" / "analysis.nc") as a, xr.open_dataset(outs[1] / "products" / "openloop.nc") as o:
+        assert a.sizes["y"] == 72 and a.sizes["x"] == 144  # 8 pixels: every rank has one
+        assert not np.array_equal(a["sm_surface"].values, o["sm_surface"].values)  # the analysis moved the state
 
 
 def _start(case_path):
