@@ -15,8 +15,8 @@ Printed: cell-member-steps per second per core (cells x members x steps x ensemb
 analysis), over the time loop, over the whole process, and per CPU second of all processes (the figure least
 disturbed by other jobs on a shared machine); the time by stage of rank 0 (setup = process start to the first
 step: interpreter, namelist, domain, product reading, kernel cache; model (weather, forcing perturbations and the
-land surface model), observations, analysis and output from the driver's timers, the observations timer being the
-observation operator and the per-step product lookup; other = the rest of the loop: QC, screening, the gathered
+land surface model), sources (the per-step lookup of the observations due), observations (the observation
+operator), analysis and output from the driver's timers; other = the rest of the loop: QC, screening, the gathered
 filter view, the per-step stop-signal check (a collective: where ranks wait for each other); finish = the final
 checkpoint, rescaling fits and renaming the outputs); the weak-scaling efficiency t(1 rank) / t(2 ranks); and the
 1-minute load average sampled during each run (the run itself adds about one per rank; the machine is shared); with
@@ -45,7 +45,7 @@ GRANULE = "SMAP_L2_SM_P_02801_A_20150811T013002_R18290_001.h5"
 START = np.datetime64("2015-08-10T00:00")
 ROW0, COL0, ROWS, COLS_PER_RANK = 18, 122, 4, 4  # M36 pixels with retrievals in the sample (rows 17-23, cols 118-134)
 MPIEXEC = str(Path(sys.executable).parent / "mpiexec")
-STAGES = ("setup", "model", "observations", "analysis", "output", "other", "finish")
+STAGES = ("setup", "model", "sources", "observations", "analysis", "output", "other", "finish")
 
 
 def shifted_granules(folder: Path, days: int) -> str:

@@ -87,7 +87,7 @@ class Driver:
         self.cycle = 0
         self.n_obs = self.n_used = 0  # observations seen and used so far (all cycles)
         self.signalled = False  # stopped by SIGTERM / SIGUSR1 (exit code guard.EXIT_STOPPED)
-        self.timers = dict.fromkeys(("model", "observations", "analysis", "output"), 0.0)  # s on this rank
+        self.timers = dict.fromkeys(("model", "sources", "observations", "analysis", "output"), 0.0)  # s on this rank
 
     # ------------------------------------------------------------------ geometry and schedule
     def time_of(self, k: int):
@@ -119,7 +119,7 @@ class Driver:
             with self._timed("model"):
                 self._step(k, t, veg)
             t1 = self.time_of(k + 1)
-            with self._timed("observations"):
+            with self._timed("sources"):  # the observations due (product lookup, synthetic observing)
                 due = self.source.due(k + 1, t1, veg, self.rec)
             if due is not None:
                 self._cycle(k + 1, t1, veg, *due)
@@ -249,7 +249,8 @@ class Driver:
 
     @contextmanager
     def _timed(self, part: str):
-        """Add the wall time of the block to ``self.timers[part]`` (model, observations, analysis, output)."""
+        """Add the wall time of the block to ``self.timers[part]`` (model, sources, observations: the operator,
+        analysis, output)."""
         t0 = time.perf_counter()
         try:
             yield
