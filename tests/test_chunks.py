@@ -1,18 +1,14 @@
 """Gridded output compressed by every rank and written by the file's owner (smda.run.chunks): the files read
 back exactly through netCDF4, tiles without land read as NaN, and 3 ranks write the same bits as 1."""
 
-import os
-import shutil
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import netCDF4
 import numpy as np
 import pytest
 
 from smda.run.recorder import Recorder
+from tests.test_driver import mpi_python
 
 SETUP = textwrap.dedent("""
     import numpy as np
@@ -61,9 +57,6 @@ def test_serial_files_read_back_exactly(tmp_path):
 
 @pytest.mark.mpi
 def test_three_ranks_write_the_bits_of_one(tmp_path):
-    mpiexec = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
-    if mpiexec is None:
-        pytest.skip("mpiexec not found")
     script = tmp_path / "rec.py"
     script.write_text(SETUP + textwrap.dedent(f"""
         import sys
@@ -81,9 +74,7 @@ def test_three_ranks_write_the_bits_of_one(tmp_path):
             one = np.flatnonzero(d.land.ravel())
             write(Recorder(Path({str(tmp_path / "one")!r}), d, [one]), one)
     """))
-    res = subprocess.run([mpiexec, "-n", "3", sys.executable, str(script)], capture_output=True, text=True,
-                         timeout=300, env={**os.environ, "PYTHONWARNINGS": "error"})
-    assert res.returncode == 0, res.stderr[-3000:]
+    mpi_python(script, ranks=3)
     for name in ("f.nc", "g.nc"):
         with netCDF4.Dataset(tmp_path / "one" / name) as a, netCDF4.Dataset(tmp_path / "many" / name) as b:
             a.set_auto_mask(False)

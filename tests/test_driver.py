@@ -46,6 +46,17 @@ def case(tmp_path, end="2019-05-06T00:00", filter="letkf", sub="a"):
     return p
 
 
+def mpi_python(script, *args, ranks=2, timeout=300):
+    """Run the Python file ``script`` (with ``args``) under mpiexec -n ``ranks``; the completed process, its
+    success asserted. Warnings are errors, so a rank's warning fails the test."""
+    assert MPIEXEC, "mpiexec not found (install the [mpich] extra or a system MPI)"
+    env = {**os.environ, "NUMBA_NUM_THREADS": "1", "PYTHONWARNINGS": "error"}
+    r = subprocess.run([MPIEXEC, "-n", str(ranks), sys.executable, str(script), *map(str, args)], capture_output=True,
+                       text=True, cwd=REPO, env=env, timeout=timeout)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+
 def smda(*args, ranks=1, check=True):
     cmd = [sys.executable, "-m", "smda.run.cli", *map(str, args)]
     if ranks > 1:

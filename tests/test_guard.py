@@ -4,10 +4,8 @@ import errno
 import json
 import logging
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,9 +26,7 @@ from smda.run.guard import (
     temporary_path,
     writing,
 )
-from tests.conftest import REPO
-
-MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
+from tests.test_driver import mpi_python
 
 
 def dead_pid() -> int:
@@ -242,15 +238,12 @@ SCRIPT = textwrap.dedent("""
 
 @pytest.mark.mpi
 def test_two_ranks_raise_the_same_error_and_agree_on_stop(tmp_path):
-    assert MPIEXEC, "mpiexec not found (install the [mpich] extra or a system MPI)"
     script = tmp_path / "guard_mpi.py"
     script.write_text(SCRIPT)
     out = tmp_path / "out"
     out.mkdir()
     with OutputLock(out, "first"):  # held by this live process
-        r = subprocess.run([MPIEXEC, "-n", "2", sys.executable, str(script), str(out)], capture_output=True, text=True,
-                           cwd=REPO, timeout=120)
-    assert r.returncode == 0, r.stderr[-3000:]
+        r = mpi_python(script, out, timeout=120)
     ranks = json.loads(r.stdout.strip().splitlines()[-1])
     assert len(ranks) == 2 and ranks[0] == ranks[1]  # the same errors and answers on both ranks
     assert f"pid {os.getpid()}" in ranks[0]["lock"] and "is a file" in ranks[0]["notdir"]

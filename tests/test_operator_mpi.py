@@ -1,13 +1,10 @@
 """Footprint aggregation under mpiexec -n 2: the model equivalents of two ranks equal one rank's, bit for bit."""
 
-import os
-import shutil
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
+
+from tests.test_driver import mpi_python
 
 SCRIPT = textwrap.dedent("""
     import numpy as np
@@ -43,13 +40,6 @@ SCRIPT = textwrap.dedent("""
 
 @pytest.mark.mpi
 def test_two_ranks_equal_serial(tmp_path):
-    mpiexec = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
-    if mpiexec is None:
-        pytest.skip("mpiexec not found")
     script = tmp_path / "op_mpi.py"
     script.write_text(SCRIPT)
-    env = {**os.environ, "PYTHONWARNINGS": "error"}
-    res = subprocess.run([mpiexec, "-n", "2", sys.executable, str(script)], capture_output=True, text=True,
-                         timeout=300, env=env)
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert "MPI_OPERATOR_OK" in res.stdout
+    assert "MPI_OPERATOR_OK" in mpi_python(script).stdout
