@@ -189,7 +189,8 @@ class Driver:
                 diag = self.filter.analyse(X, np.stack([exp.x, exp.y], axis=1), hx[idx], table.value[idx],
                                            table.error_std[idx] ** 2, np.stack([table.x[idx], table.y[idx]], axis=1),
                                            obs_ids=ids[idx], cycle=k, lower=lower, upper=upper,
-                                           obs_loc_radius_km=self._loc_radius(sidx[idx]))
+                                           obs_loc_radius_km=self._loc_radius(sidx[idx]),
+                                           **self._error_corr(sidx[idx], table.time[idx]))
                 scatter(X)
             del X  # the gathered copy of the updated variables
             with self._timed("observations"):
@@ -221,6 +222,18 @@ class Driver:
         assimilation.loc_radius_km."""
         c = self.book.param("loc_radius_km", sidx)  # null -> nan
         return np.where(np.isnan(c), self.nl.assimilation.loc_radius_km, c)
+
+    def _error_corr(self, sidx, time) -> dict:
+        """The filter's error-correlation arguments: each observation's error correlation length (km; its source's
+        error_corr_km where correlated_errors is set, else 0) and group (its source and time: the errors of two
+        overpasses are independent); none if no source sets correlated_errors (a diagonal R)."""
+        on = self.book.param("correlated_errors", sidx) > 0
+        if not on.any():
+            return {}
+        _, group = np.unique(np.stack([sidx, time.astype("datetime64[s]").astype(np.int64)], axis=1), axis=0,
+                             return_inverse=True)
+        return {"obs_error_corr_km": np.where(on, self.book.param("error_corr_km", sidx), 0.0),
+                "obs_group": group.ravel()}
 
     def _obs_ids(self, table: ObsTable) -> np.ndarray:
         """Global observation ids for the random streams: position on the global 1 km grid, polarization, angle

@@ -213,6 +213,9 @@ class Observations:
                             doc="Super-observations: average the source's accepted finer box observations of one time "
                             "in the pixels of this EASE-Grid 2.0 grid, error variance that of a mean of errors "
                             "correlated over error_corr_km (none: every observation enters the analysis).")
+    correlated_errors: bool = key(False, doc="Give the analysis this source's error correlations over error_corr_km "
+                                  "(a non-diagonal R within the source, whitened in each local analysis; letkf and "
+                                  "etkf only): neighbouring observations are not counted as independent.")
     error_inflation: float = key(1.0, unit="1", lo=1.0, hi=100.0,
                                  doc="Factor on this source's error variance (a diagonal R inflated for error "
                                  "correlations it leaves out, Stewart et al. 2013); 1: none.")
@@ -302,6 +305,9 @@ class Observations:
                             f"a finer nested grid (M01, M03, M09), not {self.footprint} {self.grid}"))
         elif not self.paths:
             out.append((("paths",), f"source {self.source!r} needs product files"))
+        if self.correlated_errors and (self.error_corr_km <= 0 or self.superob_grid != "none"):
+            out.append((("correlated_errors",), "needs error_corr_km > 0 and superob_grid none (super-observations "
+                        "already average the correlated errors)"))
         if self.kind == "sm" and self.source.endswith("_tb"):
             out.append((("kind",), f"{self.source} holds brightness temperature, not sm"))
         if self.rescaling != "none" and self.rescaling_stats is None:
@@ -503,6 +509,10 @@ class Namelist:
                 out.append((where(i, "rescaling"), "values in degree of saturation (options.units without "
                             "options.porosity) must be rescaled onto the model's climatology: give rescaling (cdf, "
                             "anomaly or meanstd) with the statistics of an open-loop run, or options.porosity"))
+            flt = self.assimilation.filter
+            if o.correlated_errors and flt != "none" and not FILTERS[flt].correlated_errors:
+                out.append((where(i, "correlated_errors"), f"filter {flt!r} takes a diagonal R: use letkf or etkf, or "
+                            "correlated_errors: false"))
             for k in ("dielectric", "teff"):
                 if getattr(o, k) != getattr(srcs[0], k):
                     out.append((where(i, k), f"every source uses the model's RTM: give {getattr(srcs[0], k)!r} as in "

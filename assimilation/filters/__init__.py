@@ -17,6 +17,7 @@ Usage::
     flt = make_filter("letkf", loc_radius_km=50.0, inflation=1.02, analysis_spacing_km=36.0)
     diag = flt.analyse(X, cell_xy_m, HX, y, obs_err_var, obs_xy_m, obs_ids=ids, cycle=k)
     diag = flt.analyse(..., obs_loc_radius_km=c_per_obs)    # each observation its own half-width
+    diag = flt.analyse(..., obs_error_corr_km=L_per_obs, obs_group=source)  # correlated errors (etkf, letkf)
 
 ``X`` (n_cells, n_vars, N) float64 C-contiguous is updated in place: every variable given is
 updated (pass only the variables to update). ``period_km`` makes the x coordinate periodic (ring
@@ -37,6 +38,9 @@ Conventions, with the conversion from DAPPER / Sakov and Oke (2008) settings:
   observation-observation taper the PSD cross taper of
   :func:`~smda.assimilation.filters.localization.cross_taper` (GC(d / c) for equal radii). A scalar
   ``loc_radius_km`` and per-observation radii all equal to it give bitwise the same analysis.
+- ``obs_error_corr_km`` and ``obs_group`` (analyse, (n_obs,)): errors within a group correlated over L km
+  (a non-diagonal R, whitened in the local analysis: :mod:`~smda.assimilation.filters.letkf`); ETKF and LETKF
+  only, the EnKF and EAKF raise ValueError (their serial/perturbed-observation forms assume a diagonal R).
 
 MPI contract: X and cell_xy_m are this rank's cells; HX, y, obs_err_var, obs_xy_m, obs_ids and
 obs_loc_radius_km are ALL observations (HX already summed across ranks). Everything in observation
@@ -95,7 +99,7 @@ class StochasticEnKF(_Localized):
     loc_radius_km: float = math.inf
     center_perturbations: bool = True
 
-    def _update(self, X, cx, cy, HX, y, r, ox, oy, ids, cycle, lam, lo, hi, clip, c_m):
+    def _update(self, X, cx, cy, HX, y, r, ox, oy, ids, cycle, lam, lo, hi, clip, c_m, corr):
         n = X.shape[2]
         eps = enkf.perturbed_obs(self.seed, ids, n, cycle, r, center=self.center_perturbations)
         c = self._radii(c_m, y.size)
@@ -125,15 +129,17 @@ class ETKF(Filter):
     """
 
     random_rotation: bool = False
+    correlated_errors = True
 
-    def _update(self, X, cx, cy, HX, y, r, ox, oy, ids, cycle, lam, lo, hi, clip, c_m):
+    def _update(self, X, cx, cy, HX, y, r, ox, oy, ids, cycle, lam, lo, hi, clip, c_m, corr):
         n = X.shape[2]
         ybar = HX.mean(axis=1)
         Yp = np.ascontiguousarray(HX - ybar[:, None])
         k = y.size
         T = np.empty((n, n))
+        cor = letkf.correlation_args(ox, oy, *(corr or (None, None)), 0.0)
         letkf.point_weights(Yp, y - ybar, 1.0 / r, np.arange(k, dtype=np.int64), np.ones(k), k, lam,
-                            np.empty((max(k, 1), n)), T)
+                            np.empty((max(k, 1), n)), T, cor)
         if self.random_rotation:
             T = T @ _rotation(self, n, cycle)
         letkf.apply_global_weights(X, T, self.rtpp, self.rtps, lo, hi, clip)
@@ -154,13 +160,14 @@ class LETKF(_Localized):
     weight_interpolation: bool = True
     analysis_spacing_km: float = 9.0
     random_rotation: bool = False
+    correlated_errors = True
 
     def __post_init__(self):
         super().__post_init__()
         if not (math.isfinite(self.analysis_spacing_km) and self.analysis_spacing_km > 0):
             raise ValueError(f"analysis_spacing_km must be > 0 and finite, got {self.analysis_spacing_km}")
 
-    def _update(self, X, cx, cy, HX, y, r, ox, oy, ids, cycle, lam, lo, hi, clip, c_m):
+    def _update(self, X, cx, cy, HX, y, r, ox, oy, ids, cycle, lam, lo, hi, clip, c_m, corr):
         ybar = HX.mean(axis=1)
         Yp = np.ascontiguousarray(HX - ybar[:, None])
         d = y - ybar
@@ -168,14 +175,15 @@ class LETKF(_Localized):
         radius, period = self._radii(c_m, y.size), _period_m(self.period_km)
         n = X.shape[2]
         rotation = _rotation(self, n, cycle)
+        cor = letkf.correlation_args(ox, oy, *(corr or (None, None)), period)
         if not self.weight_interpolation:
             letkf.letkf_exact_cells(X, cx, cy, ox, oy, Yp, d, rinv, radius, period, self.taper_cutoff, lam,
-                                    rotation, self.rtpp, self.rtps, lo, hi, clip)
+                                    rotation, self.rtpp, self.rtps, lo, hi, clip, cor)
             return
         s = self.analysis_spacing_km * 1000.0
         px, py, needed, i0, j0, ny = letkf.analysis_lattice(cx, cy, s)
         Tgrid = np.zeros((px.size, n, n))
-        letkf.lattice_weights(px, py, needed, ox, oy, Yp, d, rinv, radius, period, self.taper_cutoff, lam, Tgrid)
+        letkf.lattice_weights(px, py, needed, ox, oy, Yp, d, rinv, radius, period, self.taper_cutoff, lam, Tgrid, cor)
         if rotation.size:  # linear: rotating the lattice weights rotates the interpolated ones
             Tgrid = np.ascontiguousarray(Tgrid @ rotation)
         letkf.interpolate_apply(X, cx, cy, s, i0, j0, ny, Tgrid, self.rtpp, self.rtps, lo, hi, clip)
@@ -192,7 +200,7 @@ class EAKF(_Localized):
     rank does the same sequence.
     """
 
-    def _update(self, X, cx, cy, HX, y, r, ox, oy, ids, cycle, lam, lo, hi, clip, c_m):
+    def _update(self, X, cx, cy, HX, y, r, ox, oy, ids, cycle, lam, lo, hi, clip, c_m, corr):
         order = np.argsort(ids, kind="stable")
         HXs = np.ascontiguousarray(HX[order])  # a copy: overwritten by the serial sequence
         ys, rs, oxs, oys = y[order], r[order], ox[order], oy[order]

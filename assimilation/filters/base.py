@@ -48,6 +48,8 @@ class Filter(abc.ABC):
     period_km: float | None = None
     seed: int = 0
 
+    correlated_errors = False  # whether _update takes a non-diagonal R (obs_error_corr_km > 0)
+
     def __post_init__(self):
         check_inflation(self.inflation, self.rtps, self.rtpp)
         if not (math.isfinite(self.adaptive_inflation_max) and self.adaptive_inflation_max >= 1.0):
@@ -61,11 +63,16 @@ class Filter(abc.ABC):
 
     # -- entry point -------------------------------------------------------------------------------
     def analyse(self, X, cell_xy_m, HX, y, obs_err_var, obs_xy_m, *, obs_ids, cycle,
-                lower=None, upper=None, obs_loc_radius_km=None) -> AnalysisDiagnostics:
+                lower=None, upper=None, obs_loc_radius_km=None, obs_error_corr_km=None,
+                obs_group=None) -> AnalysisDiagnostics:
         """Analyse the ensemble X in place; see the module docstring for the arguments.
 
         ``obs_loc_radius_km`` (n_obs,): each observation's localization half-width c (km, > 0, inf: none),
         for the localized filters; None: the filter's ``loc_radius_km`` for all (ignored by the global ETKF).
+        ``obs_error_corr_km`` (n_obs,) and ``obs_group`` (n_obs,) int: errors of observations of one group
+        (e.g. a source) with a length L > 0 (one per group) are correlated, R_ij = sigma_i sigma_j C(p_i - p_j; L)
+        (see :mod:`smda.assimilation.filters.letkf`); 0 or None: independent. Filters without
+        ``correlated_errors`` support raise ValueError if any L > 0.
 
         Returns :class:`smda.assimilation.filters.diagnostics.AnalysisDiagnostics` (O-F statistics of the used
         observations, per-observation O-F and HX spread, used mask, the anomaly inflation factor used,
@@ -74,6 +81,10 @@ class Filter(abc.ABC):
         a = _check_inputs(X, cell_xy_m, HX, y, obs_err_var, obs_xy_m, obs_ids, cycle, lower, upper)
         HX, y, r, oxy, ids, lo, hi = a
         c_m = None if obs_loc_radius_km is None else _obs_radii_m(obs_loc_radius_km, y.size)
+        corr = _error_correlation(obs_error_corr_km, obs_group, y.size)
+        if corr is not None and not self.correlated_errors:
+            raise ValueError(f"obs_error_corr_km > 0 (correlated observation errors, namelist observations[]."
+                             f"correlated_errors) is not supported by {type(self).__name__}; use letkf or etkf")
         n = X.shape[2]
         d_all = y - HX.mean(axis=1)
         var_all = HX.var(axis=1, ddof=1)
@@ -87,7 +98,8 @@ class Filter(abc.ABC):
         if X.shape[0] > 0:
             self._update(X, cxy[:, 0].copy(), cxy[:, 1].copy(), np.ascontiguousarray(HXu), yu, ru,
                          np.ascontiguousarray(oxyu[:, 0]), np.ascontiguousarray(oxyu[:, 1]), idsu,
-                         int(cycle), lam, lo, hi, clip, None if c_m is None else c_m[used])
+                         int(cycle), lam, lo, hi, clip, None if c_m is None else c_m[used],
+                         None if corr is None else (corr[0][used], corr[1][used]))
         n_used = int(used.sum())
         logger.debug("%s: %d obs used, %d rejected, anomaly inflation %.4f, N=%d", type(self).__name__,
                      n_used, used.size - n_used, math.sqrt(lam), n)
@@ -98,9 +110,10 @@ class Filter(abc.ABC):
             clipped_above=clip[:, 1].copy(), n_clipped=clip[:, 2].astype(np.int64))
 
     @abc.abstractmethod
-    def _update(self, X, cx, cy, HX, y, r, ox, oy, ids, cycle, lam, lo, hi, clip, c_m):
+    def _update(self, X, cx, cy, HX, y, r, ox, oy, ids, cycle, lam, lo, hi, clip, c_m, corr):
         """Analyse X in place with the used observations (variance inflation lam, bounds lo/hi, clip diagnostics,
-        per-observation localization half-widths c_m in m or None for the filter's own)."""
+        per-observation localization half-widths c_m in m or None for the filter's own, error correlation
+        (1/L in 1/m, group) per observation or None for a diagonal R)."""
 
 
 def radius_m(c_km):
@@ -116,6 +129,27 @@ def _obs_radii_m(c_km, n_obs):
     if not np.all(c > 0):
         raise ValueError("obs_loc_radius_km must be > 0 (inf for no localization) for every observation")
     return c * 1000.0
+
+
+def _error_correlation(corr_km, group, n_obs):
+    """(1/L in 1/m (n_obs,), group (n_obs,) int64) from the analyse arguments, or None if no L > 0; ValueError
+    naming the argument for a bad shape, a negative or non-finite L, or two lengths in one group."""
+    if corr_km is None:
+        return None
+    L = np.asarray(corr_km, dtype=np.float64)
+    if L.shape != (n_obs,) or not np.all(np.isfinite(L) & (L >= 0)):
+        raise ValueError(f"obs_error_corr_km must be finite and >= 0 with shape ({n_obs},) (n_obs from HX), got "
+                         f"shape {L.shape}")
+    if not np.any(L > 0):
+        return None
+    g = np.zeros(n_obs, np.int64) if group is None else np.asarray(group)
+    if g.shape != (n_obs,) or not np.issubdtype(g.dtype, np.integer):
+        raise ValueError(f"obs_group must be integers with shape ({n_obs},), got {g.dtype} {g.shape}")
+    for v in np.unique(g[L > 0]):
+        if np.unique(L[g == v]).size > 1:
+            raise ValueError(f"obs_error_corr_km must be one length per obs_group; group {v} has several")
+    inv = np.where(L > 0, 1.0 / np.where(L > 0, L, 1.0) / 1000.0, 0.0)
+    return inv, g.astype(np.int64)
 
 
 def check_radius(value, name="loc_radius_km"):

@@ -35,12 +35,24 @@ where the local observations and their tapers do not change (e.g. infinite radiu
 lying on lattice points. Each observation o has its own half-width c_o (taper GC(d / c_o), used within
 2 c_o, at the lattice points as in the exact variant); the interpolation error grows with the spacing
 relative to the smallest c_o, so the spacing should stay well below it (e.g. <= c_o / 2).
+
+Spatially correlated observation errors (a non-diagonal R within a source; Hunt et al. 2007, section 2.3):
+observations o of one group (a source) with correlation length L_g > 0 have R_ij = sigma_i sigma_j C_ij,
+C_ij = r(|dx_ij| / L_g) r(|dy_ij| / L_g) the correlation of the synthetic generator's error field
+(:func:`smda.assimilation.observations.superobs.lattice_correlation`), 0 across groups. R-localization keeps its
+form, R~ = D^-1/2 R D^-1/2 with D = diag(rho), and the analysis is the one above in whitened observation space:
+with L = chol(R~), Y' -> L^-1 Y', d -> L^-1 d and unit errors. Since R~ = diag(1/w) C diag(1/w) with
+w = sqrt(rho / R), L^-1 = chol(C)^-1 diag(w): the rows already scaled by w are forward-substituted with the
+Cholesky factor of the local C, one block per group, which depends on the local set only (not on the tapers).
+Cost per analysis point with k_g local observations of a group: k_g^3 / 6 + k_g^2 (N + 1) / 2 multiply-adds;
+nothing when no group has L_g > 0 (the diagonal path is unchanged).
 """
 
 import numpy as np
 
 from smda.assimilation.filters.ensemble import finish_cell, member_mean, prior_anomalies, work_buffers
 from smda.assimilation.filters.localization import local_obs, local_obs_near, obs_buckets
+from smda.assimilation.observations.superobs import CORRELATION_TABLE, TABLE_STEP, tabulated_correlation
 from smda.jit import inline, kernel
 from smda.model.streams import normal_field
 
@@ -186,8 +198,79 @@ def weights_workspace(S):
             np.empty(5 * n))
 
 
+def correlation_args(ox, oy, inv_length_m, group, period):
+    """The ``corr`` argument of the kernels: (ox, oy, 1/L in 1/m (n_obs,), group (n_obs,), period m), or None when
+    ``inv_length_m`` is None (diagonal R: numba prunes the correlated branch, the kernels compile as without it)."""
+    if inv_length_m is None:
+        return None
+    return ox, oy, np.ascontiguousarray(inv_length_m, np.float64), np.ascontiguousarray(group, np.int64), float(period)
+
+
 @kernel
-def solve_weights(Yp, d, rinv, idx, rho, k, inflation, ws, T):
+def _error_correlation(corr, a, b):
+    """C_ab = r(|dx| / L) r(|dy| / L) between observations a and b of one group (x periodic if period > 0)."""
+    ox, oy, inv, _, period = corr
+    dx = abs(ox[a] - ox[b])
+    if period > 0.0:
+        dx = dx % period
+        dx = min(dx, period - dx)
+    return (tabulated_correlation(dx * inv[a], CORRELATION_TABLE, TABLE_STEP)
+            * tabulated_correlation(abs(oy[a] - oy[b]) * inv[a], CORRELATION_TABLE, TABLE_STEP))
+
+
+@kernel
+def whiten_correlated(S, dt, idx, k, corr):
+    """Rows of S (k, N) and dt (k,) (scaled by sqrt(rho / R)) of the local observations ``idx[:k]`` of each group
+    with correlated errors <- chol(C_g)^-1 times them (module docstring); C_g's Cholesky factor is formed in place
+    (Cholesky-Banachiewicz). ValueError if a C_g is not positive definite."""
+    _, _, inv, group, _ = corr
+    member = np.empty(k, np.int64)
+    done = np.zeros(k, np.bool_)
+    for j0 in range(k):
+        if done[j0] or inv[idx[j0]] == 0.0:
+            continue
+        g = group[idx[j0]]
+        m = 0
+        for j in range(j0, k):
+            if not done[j] and inv[idx[j]] > 0.0 and group[idx[j]] == g:
+                member[m] = j
+                done[j] = True
+                m += 1
+        if m == 1:
+            continue
+        Lc = np.empty((m, m))
+        for a in range(m):
+            oa = idx[member[a]]
+            for b in range(a + 1):
+                s = _error_correlation(corr, oa, idx[member[b]])
+                for q in range(b):
+                    s -= Lc[a, q] * Lc[b, q]
+                if a == b:
+                    if not s > 0.0:
+                        raise ValueError("LETKF: the local error correlation matrix of a source is not positive "
+                                         "definite (observations closer than the tabulated correlation resolves?)")
+                    Lc[a, a] = np.sqrt(s)
+                else:
+                    Lc[a, b] = s / Lc[b, b]
+        n = S.shape[1]
+        for a in range(m):  # forward substitution, row by row
+            ja = member[a]
+            sa = S[ja]
+            for q in range(a):
+                jq = member[q]
+                f = Lc[a, q]
+                sq = S[jq]
+                for c in range(n):
+                    sa[c] -= f * sq[c]
+                dt[ja] -= f * dt[jq]
+            f = 1.0 / Lc[a, a]
+            for c in range(n):
+                sa[c] *= f
+            dt[ja] *= f
+
+
+@kernel
+def solve_weights(Yp, d, rinv, idx, rho, k, inflation, ws, T, corr=None):
     """Ensemble-space weights T (N, N) from the k local observations ``idx[:k]`` with taper ``rho[:k]``.
 
     Yp (n_obs, N) anomalies of HX, d (n_obs,) innovations, rinv (n_obs,) 1/R; ``ws`` from
@@ -197,6 +280,8 @@ def solve_weights(Yp, d, rinv, idx, rho, k, inflation, ws, T):
     Z = S^T U): w_bar = Z diag(1/mu) U^T d~, W = sqrt(N-1) [I / sqrt(c) + Z diag(g) Z^T],
     g = -1 / (sqrt(mu c) (sqrt(c) + sqrt(mu))) (the form of mu^-1/2 - c^-1/2 over mu - c without cancellation).
     Eigen-decompositions by :func:`symmetric_eigen` (eigenvectors as rows), products in BLAS; nothing is allocated.
+    ``corr`` from :func:`correlation_args`: with correlated groups, S and d~ are whitened first
+    (:func:`whiten_correlated`; module docstring).
     """
     n = Yp.shape[1]
     if k == 0:
@@ -211,6 +296,8 @@ def solve_weights(Yp, d, rinv, idx, rho, k, inflation, ws, T):
         dt[j] = w * d[o]
         for a in range(n):
             S[j, a] = w * Yp[o, a]
+    if corr is not None:
+        whiten_correlated(S, dt, idx, k, corr)
     Sk = S[:k]
     c = (n - 1) / inflation
     wbar = v[:n]
@@ -276,9 +363,9 @@ def solve_weights(Yp, d, rinv, idx, rho, k, inflation, ws, T):
 
 
 @kernel
-def point_weights(Yp, d, rinv, idx, rho, k, inflation, G, T):
+def point_weights(Yp, d, rinv, idx, rho, k, inflation, G, T, corr=None):
     """:func:`solve_weights` for one analysis point (the ETKF); G (n_obs, N) is scratch."""
-    solve_weights(Yp, d, rinv, idx, rho, k, inflation, weights_workspace(G), T)
+    solve_weights(Yp, d, rinv, idx, rho, k, inflation, weights_workspace(G), T, corr)
 
 
 @kernel
@@ -308,10 +395,11 @@ def apply_global_weights(X, T, rtpp, rtps, lower, upper, clip):
 
 @kernel
 def letkf_exact_cells(X, cx, cy, ox, oy, Yp, d, rinv, radius, period, cutoff, inflation, rotation,
-                      rtpp, rtps, lower, upper, clip):
+                      rtpp, rtps, lower, upper, clip, corr=None):
     """LETKF with one eigen-solve per cell (coordinates, radius (n_obs,) per observation, period in m; taper cut-off).
 
-    ``rotation``: (N, N) mean-preserving rotation applied to every cell's T, or (0, 0) for none.
+    ``rotation``: (N, N) mean-preserving rotation applied to every cell's T, or (0, 0) for none; ``corr`` from
+    :func:`correlation_args`.
     """
     n_obs, n = Yp.shape
     idx, rho, xp, xa = work_buffers(n_obs, n)
@@ -320,15 +408,15 @@ def letkf_exact_cells(X, cx, cy, ox, oy, Yp, d, rinv, radius, period, cutoff, in
     rotate = rotation.shape[0] == n
     for i in range(X.shape[0]):
         k = local_obs(cx[i], cy[i], ox, oy, radius, period, cutoff, idx, rho)
-        solve_weights(Yp, d, rinv, idx, rho, k, inflation, ws, T)
+        solve_weights(Yp, d, rinv, idx, rho, k, inflation, ws, T, corr)
         if rotate:
             T[:, :] = T @ rotation
         _apply_T(X, i, T, xp, xa, rtpp, rtps, lower, upper, clip)
 
 
 @kernel
-def lattice_weights(px, py, needed, ox, oy, Yp, d, rinv, radius, period, cutoff, inflation, Tgrid):
-    """Weights Tgrid[p] (n_points, N, N) at the analysis points flagged in ``needed``.
+def lattice_weights(px, py, needed, ox, oy, Yp, d, rinv, radius, period, cutoff, inflation, Tgrid, corr=None):
+    """Weights Tgrid[p] (n_points, N, N) at the analysis points flagged in ``needed`` (``corr``: :func:`correlation_args`).
 
     Local observations of a point: each observation o within its own cut-off 2 radius[o] (m), found through the
     spatial index of :func:`smda.assimilation.filters.localization.obs_buckets` (the cost per point follows the
@@ -357,7 +445,7 @@ def lattice_weights(px, py, needed, ox, oy, Yp, d, rinv, radius, period, cutoff,
         if same:
             Tgrid[p, :, :] = Tgrid[prev]
         else:
-            solve_weights(Yp, d, rinv, idx, rho, k, inflation, ws, Tgrid[p])
+            solve_weights(Yp, d, rinv, idx, rho, k, inflation, ws, Tgrid[p], corr)
             prev_idx[:k] = idx[:k]
             prev_rho[:k] = rho[:k]
             k_prev = k

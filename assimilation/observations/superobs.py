@@ -73,7 +73,7 @@ CORRELATION_TABLE = lattice_correlation(np.arange(0.0, TABLE_MAX + TABLE_STEP / 
 
 
 @kernel
-def _r(s, table, step):
+def tabulated_correlation(s, table, step):
     """Linear interpolation of the tabulated r at s >= 0 (0 beyond the table)."""
     q = s / step
     k = int(q)
@@ -95,7 +95,8 @@ def _mean_error_variance(start, x, y, sd, inv_length, table, step, out):
             acc += sd[i] * sd[i]
             if inv_length > 0.0:
                 for j in range(i + 1, b):
-                    rho = _r(abs(x[i] - x[j]) * inv_length, table, step) * _r(abs(y[i] - y[j]) * inv_length, table, step)
+                    rho = (tabulated_correlation(abs(x[i] - x[j]) * inv_length, table, step)
+                           * tabulated_correlation(abs(y[i] - y[j]) * inv_length, table, step))
                     acc += 2.0 * sd[i] * sd[j] * rho
         out[g] = acc / (n * n)
 
