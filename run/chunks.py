@@ -24,6 +24,13 @@ import numpy as np
 LEVEL = 4  # deflate level, as netCDF-4's complevel
 
 
+def pad(part: np.ndarray, shape) -> np.ndarray:
+    """``part`` (an edge tile, or a last block of records) in a float32 block of the full chunk ``shape``, NaN beyond."""
+    block = np.full(shape, np.nan, np.float32)
+    block[tuple(slice(0, n) for n in part.shape)] = part
+    return block
+
+
 def encode(block: np.ndarray) -> bytes:
     """A float32 chunk (C order, full chunk shape) as HDF5 stores it under shuffle + deflate filters."""
     raw = np.ascontiguousarray(block, dtype=np.float32).view(np.uint8).reshape(-1, 4)
@@ -89,6 +96,12 @@ class Tiles:
         grids = grids.reshape(n_f, -1, 1, ty, tx)
         return [[encode(chunk) for chunk in g] for g in grids]
 
+    def grid_chunks(self, grid) -> list:
+        """Rank-local: the chunks [(0, (y0, x0), bytes)] of a whole (y, x) ``grid`` (one record), every land tile."""
+        ty, tx = self.tile
+        origins = [self.origin(t) for t in np.concatenate(self.of_rank)]
+        return [(0, (y0, x0), encode(pad(grid[None, y0:y0 + ty, x0:x0 + tx], (1, ty, tx)))) for y0, x0 in origins]
+
     def gather(self, chunks, root: int):
         """Collective: every rank's chunks [field][tile] -> on ``root``, [(field, (y0, x0), bytes), ...]."""
         parts = [chunks] if self.comm is None or self.comm.size == 1 else self.comm.gather(chunks, root=root)
@@ -132,10 +145,7 @@ def copy_blocks(src_path, dest_path, names, n: int, bt: int, tiles: Tiles, root:
                     mine = []
                     for t in tiles.mine():
                         y0, x0 = tiles.origin(t)
-                        block = np.full((bt, ty, tx), np.nan, np.float32)
-                        part = var[t0:min(t0 + bt, n), y0:y0 + ty, x0:x0 + tx]
-                        block[:part.shape[0], :part.shape[1], :part.shape[2]] = part
-                        mine.append(encode(block))
+                        mine.append(encode(pad(var[t0:min(t0 + bt, n), y0:y0 + ty, x0:x0 + tx], (bt, ty, tx))))
                     chunks = tiles.gather([mine], root)
                     if dest is not None:
                         dest[v].resize(n, axis=0)

@@ -102,8 +102,7 @@ class Recorder:
         with writing(path):
             f = None
             if self.rank == owner:
-                f = open_record(path, self.counts[name], _seconds(time),
-                                None if bounds is None else [_seconds(b) for b in bounds], list(fields))
+                f = open_record(path, self.counts[name], _seconds(time), _bounds(bounds), list(fields))
             try:
                 for v, per_tile in zip(fields, compressed, strict=True):  # one field at a time: bounded memory
                     chunks = self.tiles.gather([per_tile], owner)
@@ -122,10 +121,9 @@ class Recorder:
             self._create(path, list(grids), static or {}, attrs, bounds is not None)
             self.counts[name] = 0
         i = self.counts[name]
-        with writing(path), _open(path, "a") as ds:
-            _write_time(ds, i, time, bounds)
+        with writing(path), open_record(path, i, _seconds(time), _bounds(bounds), list(grids)) as f:
             for v, g in grids.items():
-                ds[v][i] = g
+                write_chunks(f[v], i, self.tiles.grid_chunks(g))
         self.counts[name] = i + 1
 
     def _create(self, path: Path, names, static, attrs, interval: bool):
@@ -229,39 +227,42 @@ class Recorder:
         """Give every ``.part`` file its final name, netCDF files in their final chunks (a block of records by a
         tile) and with the global ``attrs`` known only at the end added (collective: each netCDF file is
         copied by its owner, every rank compresses its tiles); returns the final paths (rank 0)."""
-        counts, attrs = dict(self.counts), attrs
+        counts = dict(self.counts)  # (rank 0's holds every file: the record files' and its own)
         if self.comm is not None:
             counts, attrs = self.comm.bcast((counts, attrs) if self.root else None, root=0)
         self.sync()
         done = []
         for name, n in counts.items():
-            final, part = self.out / name, self.part(name)
+            final = self.out / name
             if name.endswith(".nc"):
-                owner = self.owner.get(name, 0)
-                tmp = temporary_path(final)
-                names = None
-                if self.rank == owner:
-                    names = _rewrite(part, tmp, n, final_chunks=True, attrs=attrs, gridded=False)
-                if self.comm is not None:
-                    names = self.comm.bcast(names, root=owner)
-                try:
-                    with writing(final):
-                        copy_blocks(part, tmp, names, n, chunk_sizes(n, 1, 1)[0], self.tiles, owner)
-                except BaseException:
-                    tmp.unlink(missing_ok=True)
-                    raise
-                if self.rank == owner:
-                    os.replace(tmp, final)
-                if self.comm is not None:
-                    self.comm.Barrier()  # (every rank has read the part file)
-                if self.rank == owner:
-                    part.unlink()
+                self._copy_final(name, n, attrs)
             elif self.root:
-                os.replace(part, final)
+                os.replace(self.part(name), final)
             done.append(final)
             if self.root:
                 log.info("wrote %s", final)
         return done if self.root else []
+
+    def _copy_final(self, name: str, n: int, attrs):
+        """Collective: the part file ``name`` of ``n`` records copied into its final chunks under its final name
+        (the owner creates the file and writes the chunks, every rank reads and compresses its tiles)."""
+        final, part, owner = self.out / name, self.part(name), self.owner.get(name, 0)
+        tmp = temporary_path(final)
+        names = _rewrite(part, tmp, n, final_chunks=True, attrs=attrs, gridded=False) if self.rank == owner else None
+        if self.comm is not None:
+            names = self.comm.bcast(names, root=owner)
+        try:
+            with writing(final):
+                copy_blocks(part, tmp, names, n, chunk_sizes(n, 1, 1)[0], self.tiles, owner)
+        except BaseException:
+            if self.rank == owner:
+                tmp.unlink(missing_ok=True)
+            raise
+        if self.rank == owner:
+            os.replace(tmp, final)
+        self.sync()  # (every rank has read the part file)
+        if self.rank == owner:
+            part.unlink()
 
     def sync(self):
         """Collective: wait until every owner has written its records (the files may then be read anywhere)."""
@@ -291,11 +292,9 @@ def _csv_rows(path: Path) -> int:
         return max(sum(1 for _ in csv.reader(f)) - 1, 0)
 
 
-def _write_time(ds, i: int, time, bounds):
-    """Record ``i``'s time (and time bounds), in TIME_UNITS."""
-    ds["time"][i] = _seconds(time)
-    if bounds is not None:
-        ds["time_bnds"][i] = [_seconds(b) for b in bounds]
+def _bounds(bounds):
+    """Time bounds (start, end) in TIME_UNITS, or None."""
+    return None if bounds is None else [_seconds(b) for b in bounds]
 
 
 def _seconds(t) -> float:
