@@ -27,8 +27,16 @@ in exactly the same way. Cell values are the bilinear interpolation of the latti
 divided by the exact standard deviation of that interpolant (known from the lattice
 correlation), so every cell has unit variance.
 
-The AR(1) state lives on the lattice and is exported by :meth:`ForcingPerturbations.get_state`.
-With equal ``tau`` and one correlation length for all variables the cross-correlations are exact;
+Multi-scale fields (``scales_km`` with ``scale_fractions`` f_i): z is the sum of independent fields of each
+length, ``z = sqrt(f_0) z(L_0) + sum_i sqrt(f_i) z(L_i)`` with ``L_0 = corr_length_km`` and ``f_0 = 1 - sum f_i``,
+each built as above on its own lattice (streams keyed by variable + 4 i), so the correlation is the sum of Gaussians
+``rho(d) = sum_i f_i exp(-d^2 / (2 L_i^2))`` and each cell keeps unit variance. A forcing whose error has two
+scales (a reanalysis' synoptic error and the storms below its grid, e.g. 55 and 9 km) gets both, in the manner of
+the multi-scale random patterns of ECMWF's SPPT (Leutbecher et al. 2017, doi:10.1002/qj.3094); every variable
+and scale has the same cross-correlations, so they stay exact.
+
+The AR(1) states live on the lattices and are exported by :meth:`ForcingPerturbations.get_state`.
+With equal ``tau`` for all variables the cross-correlations are exact;
 with unequal ``tau`` the stationary cross-correlation is ``c sqrt((1-phi_i^2)(1-phi_j^2)) / (1-phi_i phi_j)``.
 """
 
@@ -48,6 +56,7 @@ VARIABLES = PERTURBABLE  # precip, sw_down, lw_down, t_air
 _MULTIPLICATIVE = tuple(k in MULTIPLIED for k in VARIABLES)
 _LATTICE_NCOLS = 1 << 24  # global lattice index = row * 2**24 + col (offset to keep indices >= 0)
 _LATTICE_OFFSET = 1 << 22
+_SCALE_SHIFT = 48  # lattice indices of scale s start at s * 2**48
 
 
 def ar1_coefficients(dt_s: float, tau_s: float):
@@ -107,6 +116,8 @@ class PerturbationSettings:
     truncate_sigma: float = 3.0
     lattice_cells: int = 12
     kernel_radius: float = 3.0  # kernel truncation in kernel standard deviations
+    scales_km: tuple[float, ...] = ()  # further correlation lengths (multi-scale fields)
+    scale_fractions: tuple[float, ...] = ()  # their shares of each field's variance
 
     def __post_init__(self):
         for name in ("precip_std", "sw_std", "lw_std_wm2", "t_air_std_k"):
@@ -120,6 +131,14 @@ class PerturbationSettings:
                 raise ValueError(f"perturbation setting {name} must be finite and > 0, got {v}")
         if not (isinstance(self.lattice_cells, int | np.integer) and self.lattice_cells >= 1):
             raise ValueError(f"perturbation setting lattice_cells must be an integer >= 1, got {self.lattice_cells}")
+        if len(self.scales_km) != len(self.scale_fractions):
+            raise ValueError(f"perturbation scales_km {self.scales_km} and scale_fractions {self.scale_fractions} "
+                             "must have the same length")
+        if not all(np.isfinite(v) and v > 0 for v in self.scales_km):
+            raise ValueError(f"perturbation scales_km must be > 0, got {self.scales_km}")
+        if not (all(np.isfinite(f) and f > 0 for f in self.scale_fractions) and sum(self.scale_fractions) < 1):
+            raise ValueError(f"perturbation scale_fractions must be > 0 with a sum < 1 (the rest is corr_length_km's), "
+                             f"got {self.scale_fractions}")
         c = self.correlation_matrix()
         if np.any(np.abs(c) > 1) or np.linalg.eigvalsh(c).min() <= 1e-10:
             raise ValueError("perturbation cross-correlations (corr_*) do not form a positive-definite matrix")
@@ -131,6 +150,12 @@ class PerturbationSettings:
     @property
     def taus_h(self):
         return (self.precip_tau_h, self.sw_tau_h, self.lw_tau_h, self.t_air_tau_h)
+
+    @property
+    def scales(self):
+        """(lengths in km, variance fractions) of every scale, ``corr_length_km`` first with the rest of the variance."""
+        return ((self.corr_length_km, *self.scales_km),
+                (1.0 - math.fsum(self.scale_fractions), *self.scale_fractions))
 
     def correlation_matrix(self) -> np.ndarray:
         """4 x 4 correlation matrix in the order precip, sw_down, lw_down, t_air."""
@@ -163,30 +188,31 @@ def _white_and_mix(seed, pid, row0, col0, step, var_draw, chol, out):
                     out[r, c, m, k] = s
 
 
-@inline
-def _taps(kern, a, r, c, dr, dc, m, k):
-    """sum_j kern[j] a[r + j dr, c + j dc, m, k]: one output point of a 1-D convolution along (dr, dc)."""
-    s = 0.0
-    for j in range(kern.shape[0]):
-        s += kern[j] * a[r + j * dr, c + j * dc, m, k]
-    return s
-
-
 @kernel
 def _convolve(white, kern, tmp, out):
-    """Separable convolution: white (nr+2K, nc+2K, nm, nv) -> out (nr, nc, nm, nv); kern (2K+1,)."""
+    """Separable convolution: white (nr+2K, nc+2K, nm, nv) -> out (nr, nc, nm, nv); kern (2K+1,). The taps are
+    summed in order j = 0..2K for every point, over the contiguous (member, variable) values."""
     nrh, nch, nm, nv = white.shape
     nr, nc = out.shape[0], out.shape[1]
+    q = nm * nv
+    w, t, o = white.reshape(nrh, nch, q), tmp.reshape(nrh, nc, q), out.reshape(nr, nc, q)
+    s = np.empty(q)
     for r in range(nrh):  # along columns
         for c in range(nc):
-            for m in range(nm):
-                for k in range(nv):
-                    tmp[r, c, m, k] = _taps(kern, white, r, c, 0, 1, m, k)
+            s[:] = 0.0
+            for j in range(kern.shape[0]):
+                kj = kern[j]
+                for i in range(q):
+                    s[i] += kj * w[r, c + j, i]
+            t[r, c, :] = s
     for r in range(nr):  # then along rows
         for c in range(nc):
-            for m in range(nm):
-                for k in range(nv):
-                    out[r, c, m, k] = _taps(kern, tmp, r, c, 1, 0, m, k)
+            s[:] = 0.0
+            for j in range(kern.shape[0]):
+                kj = kern[j]
+                for i in range(q):
+                    s[i] += kj * t[r + j, c, i]
+            o[r, c, :] = s
 
 
 @kernel
@@ -207,32 +233,27 @@ def _bilinear(state, r, c, fr, fc, m, k):
 
 
 @kernel
-def _member_values(state, ir, ic, wr, wc, norm, kind, a, b, lo, hi, out):
-    """Per-member forcing factors and offsets out (n, nv, nm) from the lattice state: for variable k,
-    ``exp(a + b z)`` (multiplicative, kind 1) or ``b z`` (additive), z the cell value clipped to [lo, hi]."""
+def _add_cell_values(state, ir, ic, wr, wc, norm, weight, z):
+    """Add ``weight`` times the unit-variance cell values interpolated from one lattice's state to z (n, nv, nm)."""
     n = ir.shape[0]
     nm, nv = state.shape[2], state.shape[3]
     for i in range(n):
         r, c, fr, fc = ir[i], ic[i], wr[i], wc[i]
         for k in range(nv):
             for m in range(nm):
-                z = _bilinear(state, r, c, fr, fc, m, k) * norm[i]
-                z = min(max(z, lo), hi)
-                if kind[k] == 1:
-                    out[i, k, m] = math.exp(a[k] + b[k] * z)
-                else:
-                    out[i, k, m] = b[k] * z
+                z[i, k, m] += weight * (_bilinear(state, r, c, fr, fc, m, k) * norm[i])
 
 
 @kernel
-def _cell_values(state, ir, ic, wr, wc, norm, out):
-    """Unit-variance cell fields out (n, nm, nv) interpolated from the lattice state."""
-    n = ir.shape[0]
-    nm, nv = state.shape[2], state.shape[3]
+def _transform(z, kind, a, b, lo, hi):
+    """In place, standard values z (n, nv, nm) -> forcing factors ``exp(a + b z)`` (kind 1) or offsets ``b z``, z clipped
+    to [lo, hi]."""
+    n, nv, nm = z.shape
     for i in range(n):
-        for m in range(nm):
-            for k in range(nv):
-                out[i, m, k] = _bilinear(state, ir[i], ic[i], wr[i], wc[i], m, k) * norm[i]
+        for k in range(nv):
+            for m in range(nm):
+                v = min(max(z[i, k, m], lo), hi)
+                z[i, k, m] = math.exp(a[k] + b[k] * v) if kind[k] == 1 else b[k] * v
 
 
 # ----------------------------------------------------------------------------------------------
@@ -243,6 +264,56 @@ def lattice_spacing_m(lattice_cells: int, corr_length_km: float) -> float:
     length when that is finer (storm-scale lengths are resolved, not smoothed)."""
     quarter = max(1, round(corr_length_km * 1000.0 / (4.0 * M01.cell_m)))
     return min(lattice_cells, quarter) * M01.cell_m
+
+
+class _Lattice:
+    """One scale of the perturbation fields: the AR(1) state of ``nv`` unit-variance fields with correlation length
+    ``length_km`` on a lattice anchored to the EASE-Grid 2.0 origin, covering the cells at ``x_m``, ``y_m``.
+    ``draw`` keys each variable's random stream (distinct per variable and scale)."""
+
+    def __init__(self, settings: PerturbationSettings, length_km: float, draw, x_m, y_m, n_members: int):
+        nv = draw.size
+        self.draw = draw
+        h = self.spacing_m = lattice_spacing_m(settings.lattice_cells, length_km)
+        sig_k = length_km * 1000.0 / math.sqrt(2.0)
+        nk = self.nk = max(1, int(math.ceil(settings.kernel_radius * sig_k / h)))
+        kern = np.exp(-0.5 * (np.arange(-nk, nk + 1) * h / sig_k) ** 2)
+        self.kern = kern / math.sqrt(np.sum(kern**2))  # 1-D; 2-D = outer product, unit variance
+        fr = (M01.y0 - y_m) / h  # fractional lattice row (rows count south)
+        fc = (x_m - M01.x0) / h
+        r_abs = np.floor(fr).astype(np.int64)
+        c_abs = np.floor(fc).astype(np.int64)
+        self.row0, self.col0 = int(r_abs.min()), int(c_abs.min())
+        nr, nc = int(r_abs.max()) - self.row0 + 2, int(c_abs.max()) - self.col0 + 2
+        self.ir = (r_abs - self.row0).astype(np.int64)
+        self.ic = (c_abs - self.col0).astype(np.int64)
+        self.wr = fr - r_abs
+        self.wc = fc - c_abs
+        # exact variance of the bilinear interpolant, separable: v = vx * vy
+        r1 = float(np.sum(self.kern[:-1] * self.kern[1:]))  # lattice correlation at lag 1 (1-D)
+        vx = (1 - self.wc) ** 2 + self.wc**2 + 2 * r1 * self.wc * (1 - self.wc)
+        vy = (1 - self.wr) ** 2 + self.wr**2 + 2 * r1 * self.wr * (1 - self.wr)
+        self.norm = 1.0 / np.sqrt(vx * vy)
+        # buffers (allocated once)
+        self.white = np.empty((nr + 2 * nk, nc + 2 * nk, n_members, nv))
+        self.tmp = np.empty((nr + 2 * nk, nc, n_members, nv))
+        self.innov = np.empty((nr, nc, n_members, nv))
+        self.state = np.zeros((nr, nc, n_members, nv))
+
+    def index(self) -> np.ndarray:
+        """Global lattice index of every lattice point of the state, row-major."""
+        nr, nc = self.state.shape[:2]
+        rows = np.arange(self.row0, self.row0 + nr, dtype=np.int64) + _LATTICE_OFFSET
+        cols = np.arange(self.col0, self.col0 + nc, dtype=np.int64) + _LATTICE_OFFSET
+        return (rows[:, None] * _LATTICE_NCOLS + cols[None, :]).ravel()
+
+    def innovation(self, seed: int, pid: int, step: int, chol):
+        _white_and_mix(seed, pid, self.row0 - self.nk, self.col0 - self.nk, step, self.draw, chol, self.white)
+        _convolve(self.white, self.kern, self.tmp, self.innov)
+        return self.innov
+
+    def add_to(self, weight: float, z):
+        _add_cell_values(self.state, self.ir, self.ic, self.wr, self.wc, self.norm, weight, z)
 
 
 class ForcingPerturbations:
@@ -285,7 +356,6 @@ class ForcingPerturbations:
         self._nv = nv
         corr = settings.correlation_matrix()[np.ix_(active, active)]
         self._chol = np.ascontiguousarray(np.linalg.cholesky(corr)) if nv else np.zeros((0, 0))
-        self._draw = np.array(active, np.int64)
         phis, scales = zip(*(ar1_coefficients(self.dt_s, settings.taus_h[k] * 3600.0) for k in active),
                            strict=True) if nv else ((), ())
         self._phi = np.array(phis, float)
@@ -306,46 +376,19 @@ class ForcingPerturbations:
         self._kind = np.array(kind, np.int64)
         self._a = np.array(a, float)
         self._b = np.array(b, float)
-
-        # lattice geometry (anchored to the EASE-Grid 2.0 origin; rows count south)
-        h = self.lattice_m = lattice_spacing_m(settings.lattice_cells, settings.corr_length_km)
-        sig_k = settings.corr_length_km * 1000.0 / math.sqrt(2.0)
-        nk = max(1, int(math.ceil(settings.kernel_radius * sig_k / h)))
-        offs = np.arange(-nk, nk + 1) * h
-        kern = np.exp(-0.5 * (offs / sig_k) ** 2)
-        self._kern = kern / math.sqrt(np.sum(kern**2))  # 1-D; 2-D = outer product, unit variance
-        self._nk = nk
-        fr = (M01.y0 - y_m) / h  # fractional lattice row
-        fc = (x_m - M01.x0) / h
-        r_abs = np.floor(fr).astype(np.int64)
-        c_abs = np.floor(fc).astype(np.int64)
-        self._row0, self._col0 = int(r_abs.min()), int(c_abs.min())
-        self._nr = int(r_abs.max()) - self._row0 + 2
-        self._nc = int(c_abs.max()) - self._col0 + 2
-        self._ir = (r_abs - self._row0).astype(np.int64)
-        self._ic = (c_abs - self._col0).astype(np.int64)
-        self._wr = fr - r_abs
-        self._wc = fc - c_abs
-        # exact variance of the bilinear interpolant, separable: v = vx * vy
-        r1 = float(np.sum(self._kern[:-1] * self._kern[1:]))  # lattice correlation at lag 1 (1-D)
-        vx = (1 - self._wc) ** 2 + self._wc**2 + 2 * r1 * self._wc * (1 - self._wc)
-        vy = (1 - self._wr) ** 2 + self._wr**2 + 2 * r1 * self._wr * (1 - self._wr)
-        self._norm = 1.0 / np.sqrt(vx * vy)
-        # buffers (allocated once)
-        nm = self.n_members
-        self._white = np.empty((self._nr + 2 * nk, self._nc + 2 * nk, nm, nv))
-        self._tmp = np.empty((self._nr + 2 * nk, self._nc, nm, nv))
-        self._innov = np.empty((self._nr, self._nc, nm, nv))
-        self._state = np.zeros((self._nr, self._nc, nm, nv))
-        self._values = Perturbation(self.active, np.empty((self.n_cells, nv, nm)))
+        # one lattice per scale; scale s draws its variables' streams as variable + 4 s
+        lengths, fractions = settings.scales
+        self._lattices = [_Lattice(settings, length, np.array(active, np.int64) + len(VARIABLES) * s, x_m, y_m,
+                                   self.n_members) for s, length in enumerate(lengths)]
+        self._weights = tuple(math.sqrt(f) for f in fractions)
+        self.lattice_m = self._lattices[0].spacing_m
+        self._values = Perturbation(self.active, np.empty((self.n_cells, nv, self.n_members)))
         self._step = None
 
     # --- state ---------------------------------------------------------------------------
     def lattice_index(self) -> np.ndarray:
-        """Global lattice index of every lattice point of the state, row-major (nr * nc,)."""
-        rows = np.arange(self._row0, self._row0 + self._nr, dtype=np.int64) + _LATTICE_OFFSET
-        cols = np.arange(self._col0, self._col0 + self._nc, dtype=np.int64) + _LATTICE_OFFSET
-        return (rows[:, None] * _LATTICE_NCOLS + cols[None, :]).ravel()
+        """Global index of every lattice point of the state, scale s at s * 2**48 + row * 2**24 + col, (p,)."""
+        return np.concatenate([lat.index() + (s << _SCALE_SHIFT) for s, lat in enumerate(self._lattices)])
 
     def get_state(self) -> dict:
         """Restart state: {"step", "variables", "lattice_index" (p,), "values" (p, n_members, n_vars)}."""
@@ -353,7 +396,7 @@ class ForcingPerturbations:
             "step": -1 if self._step is None else int(self._step),
             "variables": self.active,
             "lattice_index": self.lattice_index(),
-            "values": self._state.reshape(-1, self.n_members, self._nv).copy(),
+            "values": np.concatenate([lat.state.reshape(-1, self.n_members, self._nv) for lat in self._lattices]),
         }
 
     def set_state(self, state: dict) -> None:
@@ -370,52 +413,59 @@ class ForcingPerturbations:
                              f"({idx.size}, {self.n_members}, {self._nv})")
         if int(step) < 0:
             self._step = None
-            self._state[...] = 0.0
+            for lat in self._lattices:
+                lat.state[...] = 0.0
             return
         mine = self.lattice_index()
         order = np.argsort(idx)
-        pos = np.searchsorted(idx[order], mine)
-        pos = np.clip(pos, 0, idx.size - 1)
+        pos = np.clip(np.searchsorted(idx[order], mine), 0, idx.size - 1)
         found = idx[order][pos] == mine
         if not np.all(found):
-            raise ValueError(f"perturbation state lacks {int((~found).sum())} of this domain's lattice points")
-        self._state[...] = values[order][pos].reshape(self._state.shape)
+            raise ValueError(f"perturbation state lacks {int((~found).sum())} of this domain's lattice points "
+                             "(a state of other perturbation scales?)")
+        got = values[order][pos]
+        a = 0
+        for lat in self._lattices:
+            lat.state[...] = got[a:a + lat.state[..., 0, 0].size].reshape(lat.state.shape)
+            a += lat.state[..., 0, 0].size
         self._step = int(step)
 
     # --- stepping --------------------------------------------------------------------------
-    def _innovation(self, step: int):
-        _white_and_mix(self.seed, self._pid, self._row0 - self._nk, self._col0 - self._nk, int(step), self._draw,
-                       self._chol, self._white)
-        _convolve(self._white, self._kern, self._tmp, self._innov)
-
     def advance(self, step: int) -> None:
-        """Advance the AR(1) lattice state to ``step`` (the first call initialises it stationary)."""
+        """Advance the AR(1) lattice states to ``step`` (the first call initialises them stationary)."""
         step = int(step)
         if self._nv == 0:
             self._step = step
             return
-        if self._step is None:
-            self._innovation(step)
-            self._state[...] = self._innov
-        elif step == self._step + 1:
-            self._innovation(step)
-            _ar1(self._state, self._innov, self._phi, self._scale)
-        elif step != self._step:
+        if self._step is not None and step != self._step + 1:
+            if step == self._step:
+                return
             raise ValueError(f"perturbation steps must be consecutive: at step {self._step}, asked for {step}")
+        for lat in self._lattices:
+            innov = lat.innovation(self.seed, self._pid, step, self._chol)
+            if self._step is None:
+                lat.state[...] = innov
+            else:
+                _ar1(lat.state, innov, self._phi, self._scale)
         self._step = step
 
-    def standard_fields(self, step: int, out=None) -> np.ndarray:
-        """Unit-variance correlated fields (n_cells, n_members, n_active) at ``step`` (diagnostics, tests)."""
+    def _standard(self, step: int, z) -> None:
+        """z (n_cells, n_active, n_members) <- the unit-variance fields at ``step``: the weighted sum over scales."""
         self.advance(step)
-        if out is None:
-            out = np.empty((self.n_cells, self.n_members, self._nv))
-        _cell_values(self._state, self._ir, self._ic, self._wr, self._wc, self._norm, out)
-        return out
+        z[...] = 0.0
+        for w, lat in zip(self._weights, self._lattices, strict=True):
+            lat.add_to(w, z)
+
+    def standard_fields(self, step: int) -> np.ndarray:
+        """Unit-variance correlated fields (n_cells, n_members, n_active) at ``step`` (diagnostics, tests)."""
+        z = np.empty((self.n_cells, self._nv, self.n_members))
+        self._standard(step, z)
+        return z.transpose(0, 2, 1).copy()
 
     def perturbation(self, step: int) -> Perturbation:
         """The per-member forcing of ``step`` for :func:`smda.model.lsm.step`: factors of precip and sw_down,
         offsets of lw_down (W m-2) and t_air (K), (n_cells, n_active, n_members), in a buffer reused every step."""
-        self.advance(step)
-        _member_values(self._state, self._ir, self._ic, self._wr, self._wc, self._norm, self._kind, self._a,
-                       self._b, self._lo, self._hi, self._values.values)
+        z = self._values.values
+        self._standard(step, z)
+        _transform(z, self._kind, self._a, self._b, self._lo, self._hi)
         return self._values

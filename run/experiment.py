@@ -118,7 +118,7 @@ class Experiment:
             precip_std=p.precip_std, sw_std=p.sw_std, lw_std_wm2=p.lw_std_Wm2, t_air_std_k=p.t_air_std_K,
             precip_tau_h=p.tau_h, sw_tau_h=p.tau_h, lw_tau_h=p.tau_h, t_air_tau_h=p.tau_h,
             corr_length_km=p.length_km, corr_precip_sw=p.corr_precip_sw, corr_precip_lw=p.corr_precip_lw,
-            corr_sw_lw=p.corr_sw_lw)
+            corr_sw_lw=p.corr_sw_lw, scales_km=p.scales_km, scale_fractions=p.scale_fractions)
         return ForcingPerturbations(settings, seed=self.nl.seed, dt_s=self.nl.time.dt_s, x_m=self.x, y_m=self.y,
                                     n_members=self.n_members)
 

@@ -207,10 +207,11 @@ def _rank_memory(nl: Namelist, dom, cells: np.ndarray, rank: int, n_ranks: int, 
     n_pert = sum(s > 0 for s in (p.precip_std, p.sw_std, p.lw_std_Wm2, p.t_air_std_K))
     if p.enabled and n_pert and n:  # per-member values; AR(1) lattice: white noise (with halo), convolution, innovation, state
         model += n_pert * u
-        h = lattice_spacing_m(PerturbationSettings().lattice_cells, p.length_km)
-        halo = 2 * max(1, math.ceil(PerturbationSettings().kernel_radius * p.length_km * 1000 / math.sqrt(2) / h))
-        nr, nc = _span(M01.y0 - y, h), _span(x - M01.x0, h)
-        model += F8 * N * n_pert * ((nr + halo) * (nc + halo) + (nr + halo) * nc + 2 * nr * nc)
+        for length in (p.length_km, *p.scales_km):
+            h = lattice_spacing_m(PerturbationSettings().lattice_cells, length)
+            halo = 2 * max(1, math.ceil(PerturbationSettings().kernel_radius * length * 1000 / math.sqrt(2) / h))
+            nr, nc = _span(M01.y0 - y, h), _span(x - M01.x0, h)
+            model += F8 * N * n_pert * ((nr + halo) * (nc + halo) + (nr + halo) * nc + 2 * nr * nc)
 
     weights = 0  # footprint operators of every source: a cycle's and a twin source's own pixels'
     for o in (o for o in nl.observations if o.source != "none"):

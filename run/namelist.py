@@ -119,9 +119,23 @@ class Perturbations:
                              lo=0.0, hi=30.0)
     tau_h: float = key(_PERTURB.precip_tau_h, unit="h", doc="AR(1) time scale.", lo=0.1)
     length_km: float = key(_PERTURB.corr_length_km, unit="km", doc="Spatial correlation length.", lo=1.0)
+    scales_km: tuple[float, ...] = key(_PERTURB.scales_km, unit="km", lo=1.0,
+                                       doc="Further correlation lengths of multi-scale fields (e.g. [9] for the storms "
+                                           "below a reanalysis grid, beside length_km for its synoptic error).")
+    scale_fractions: tuple[float, ...] = key(_PERTURB.scale_fractions, unit="1", lo=0.0, hi=1.0,
+                                             doc="Share of each field's variance at each of scales_km (sum < 1; "
+                                                 "length_km keeps the rest).")
     corr_precip_sw: float = key(_PERTURB.corr_precip_sw, doc="Cross-correlation precipitation - shortwave.", lo=-1.0, hi=1.0)
     corr_precip_lw: float = key(_PERTURB.corr_precip_lw, doc="Cross-correlation precipitation - longwave.", lo=-1.0, hi=1.0)
     corr_sw_lw: float = key(_PERTURB.corr_sw_lw, doc="Cross-correlation shortwave - longwave.", lo=-1.0, hi=1.0)
+
+    def check(self):
+        if len(self.scales_km) != len(self.scale_fractions):
+            return [(("scale_fractions",), f"{list(self.scale_fractions)}: needs one fraction per scales_km entry "
+                     f"{list(self.scales_km)}")]
+        if sum(self.scale_fractions) >= 1.0:
+            return [(("scale_fractions",), f"{list(self.scale_fractions)}: the sum must be < 1 (length_km keeps the rest)")]
+        return []
 
 
 @section

@@ -148,3 +148,48 @@ def test_member_forcing_and_bad_input():
         PerturbationSettings(precip_std=-1)
     with pytest.raises(TypeError):
         PerturbationSettings(0.5)  # keyword-only
+
+
+def test_multiscale_fields_sum_gaussian_correlations():
+    """Two scales (55 km with 60 % of the variance, 6 km with 40 %): unit variance, correlation
+    0.6 exp(-d^2 / 2 55^2) + 0.4 exp(-d^2 / 2 6^2) (far from either single scale at 3-12 km), the cross-correlations
+    of every scale kept, and the single-scale fields unchanged by the option's existence (scale 0 draws as before)."""
+    x, y = _line_cells(60, 1000.0)
+    s = PerturbationSettings(scales_km=(6.0,), scale_fractions=(0.4,))
+    p = ForcingPerturbations(s, seed=11, dt_s=DT, x_m=x, y_m=y, n_members=N_MEM)
+    z = np.array([p.standard_fields(k) for k in range(8)])  # (t, n, m, v)
+    assert np.allclose(z.std(axis=(0, 1, 2)), 1.0, atol=0.05)
+    for lag_km in (3, 6, 12, 30):
+        r = np.corrcoef(z[:, :-lag_km, :, 0].ravel(), z[:, lag_km:, :, 0].ravel())[0, 1]
+        expect = 0.6 * math.exp(-0.5 * (lag_km / 55.0) ** 2) + 0.4 * math.exp(-0.5 * (lag_km / 6.0) ** 2)
+        assert r == pytest.approx(expect, abs=0.04), lag_km
+    r = np.corrcoef(z[..., 0].ravel(), z[..., 1].ravel())[0, 1]
+    assert r == pytest.approx(-0.8, abs=0.03)
+    one = ForcingPerturbations(PerturbationSettings(), seed=11, dt_s=DT, x_m=x, y_m=y, n_members=3)
+    for k in range(8):
+        one.advance(k)
+    st1, st2 = one.get_state(), p.get_state()
+    n1 = st1["lattice_index"].size
+    np.testing.assert_array_equal(st2["lattice_index"][:n1], st1["lattice_index"])
+    np.testing.assert_array_equal(st2["values"][:n1, :3], st1["values"])
+
+
+def test_multiscale_split_invariance_and_restart():
+    x, y = _line_cells(40, 2000.0)
+    s = PerturbationSettings(scales_km=(9.0, 20.0), scale_fractions=(0.3, 0.2))
+    whole = ForcingPerturbations(s, seed=5, dt_s=3600, x_m=x, y_m=y, n_members=4)
+    part = ForcingPerturbations(s, seed=5, dt_s=3600, x_m=x[23:], y_m=y[23:], n_members=4)
+    for step in range(5):
+        np.testing.assert_array_equal(whole.perturbation(step).values[23:], part.perturbation(step).values)
+    fresh = ForcingPerturbations(s, seed=5, dt_s=3600, x_m=x[23:], y_m=y[23:], n_members=4)
+    fresh.set_state(whole.get_state())
+    for step in range(5, 8):
+        np.testing.assert_array_equal(whole.perturbation(step).values[23:], fresh.perturbation(step).values)
+    single = ForcingPerturbations(PerturbationSettings(), seed=5, dt_s=3600, x_m=x, y_m=y, n_members=4)
+    single.standard_fields(0)
+    with pytest.raises(ValueError, match="other perturbation scales"):
+        fresh.set_state(single.get_state())
+    with pytest.raises(ValueError, match="scale_fractions"):
+        PerturbationSettings(scales_km=(9.0,), scale_fractions=(0.6, 0.5))
+    with pytest.raises(ValueError, match="sum < 1"):
+        PerturbationSettings(scales_km=(9.0, 5.0), scale_fractions=(0.6, 0.5))

@@ -51,6 +51,12 @@ def test_impossible_combinations(tmp_path):
     assert any("exactly one of bbox or centre" in m for m in msgs)
     msgs = problems(write(tmp_path, "domain:\n  centre: [41, -5]\nobservations:\n  source: smap_l2_sm_p\n"))
     assert any("observations.paths" in m for m in msgs)
+    msgs = problems(write(tmp_path, "domain:\n  centre: [41, -5]\nforcing:\n  perturbations:\n    scales_km: [9, 20]\n"
+                                    "    scale_fractions: [0.5]\n"))
+    assert any("line 6: forcing.perturbations.scale_fractions" in m and "one fraction per scales_km" in m for m in msgs)
+    msgs = problems(write(tmp_path, "domain:\n  centre: [41, -5]\nforcing:\n  perturbations:\n    scales_km: [9, 20]\n"
+                                    "    scale_fractions: [0.5, 0.5]\n"))
+    assert any("forcing.perturbations.scale_fractions" in m and "sum must be < 1" in m for m in msgs)
 
 
 def test_wrong_types_and_shapes(tmp_path):
