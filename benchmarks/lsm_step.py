@@ -6,7 +6,8 @@ Prints, for n_cells x n_members (default 1e5 x 32; goal >= 1e7 cell-member-steps
   the three perturbed variables (a :class:`smda.model.lsm.Perturbation`), ensemble-mean fluxes (as a run
   of ``smda run`` keeps them);
 - the model step of the driver: the step's forcing perturbations (:meth:`ForcingPerturbations.perturbation`,
-  AR(1) lattice and per-member values) shared by two ensembles (open loop and analysis) stepped with them;
+  AR(1) lattice and per-member values) shared by two ensembles (open loop and analysis) stepped with them, and
+  the same with multi-scale perturbations (55 km and 9 km, half the variance each);
 
 each as the median and range over repeats of CPU time (the machine may be shared; wall time beside), and the
 bytes moved per cell-member-step (state read and written, member forcing read, flags written, per-cell
@@ -95,6 +96,16 @@ def main(n_cells=100_000, n_members=32, n_steps=5, repeats=7):
 
     report("model step (2 ensembles)", 2 * points, 2 * kernel_bytes + pert.values.nbytes,
            *timed(model_step, n_steps, repeats))
+    multi = ForcingPerturbations(PerturbationSettings(scales_km=(9.0,), scale_fractions=(0.5,)), seed=1, dt_s=1800.0,
+                                 x_m=x, y_m=y, n_members=n_members)
+
+    def multi_step(k):
+        p = multi.perturbation(k)
+        for state, f in zip(runs, fluxes, strict=True):
+            lsm.step(state, forcing, params, veg, 1800.0, f, p)
+
+    report("  with 55 + 9 km scales ", 2 * points, 2 * kernel_bytes + pert.values.nbytes,
+           *timed(multi_step, n_steps, repeats))
     print(f"  state finite: {all(np.all(np.isfinite(s.data)) for s in runs)}")
 
 
