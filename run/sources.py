@@ -7,7 +7,8 @@ checkpointed and written with the ensembles) and may add per-cell products to th
 
 - :class:`SyntheticSource` (twin experiments): synthetic coarse (or fine) TB or SM of the truth run through
   the same RTM and footprint aggregation as the model equivalents, at SMAP-like (or any) revisits; the first
-  synthetic source also gives the coarse SM "satellite" product and the MODIS-like LST and NDVI predictors;
+  synthetic source also gives the coarse SM "satellite" product and the MODIS-like LST and NDVI predictors
+  (no LST where the truth rains in the step ending at the overpass: under cloud);
 - :class:`ProductSource`: a real product read once for the domain (plus halo) and period by
   :func:`smda.assimilation.observations.readers.read`, file by file (a file listed twice is read once,
   observations repeated by another file are dropped with a warning naming both files), grouped by model step;
@@ -78,11 +79,13 @@ class Truth:
         self.exp, self.dt = exp, dt_s
         self.run = ModelRun("truth", exp, 1, perturb_init=False, t_init=t_init)
         self.weather = exp.truth_weather()
+        self.precip = None  # the last step's precipitation (kg m-2 s-1): where it rains, no LST (clouds)
 
     def step(self, k, t, veg):
         exp = self.exp
         w = self.weather.fields(k, t, exp.x, exp.y, exp.lat, exp.lon, exp.static["elevation_m"])
         self.run.step(w, exp, veg, self.dt)
+        self.precip = w["precip"]
 
 
 class SyntheticSource(Source):
@@ -90,7 +93,7 @@ class SyntheticSource(Source):
 
     def __init__(self, exp, nl, obs, index: int, operator, dt_s: float, truth: Truth, first: bool):
         self.exp, self.nl, self.obs, self.operator, self.dt = exp, nl, obs, operator, dt_s
-        self.index, self.truth = index, truth.run
+        self.index, self.truth, self.truth_forcing = index, truth.run, truth
         self.first = first and nl.comparison.predictors == "synthetic"  # records the synthetic predictors
         self.n_local = exp.n
         o = obs
@@ -177,7 +180,7 @@ class SyntheticSource(Source):
         """MODIS-like clear-sky LST and NDVI of the day (the comparison operators' 1 km predictors)."""
         exp, c = self.exp, self.nl.comparison
         lst = synthetic_lst(self.truth.state.t_skin[:, 0], exp.x, exp.y, exp.gidx, k,
-                            LSTConfig(seed=self.nl.seed, cloud_fraction=c.cloud_fraction))
+                            LSTConfig(seed=self.nl.seed, cloud_fraction=c.cloud_fraction), precip=self.truth_forcing.precip)
         ndvi = synthetic_ndvi(veg["ndvi"], exp.gidx, t, NDVIConfig(seed=self.nl.seed))
         rec.record("predictors.nc", t.astype("datetime64[D]"), {"lst": lst, "ndvi": ndvi},
                    static={"elevation": exp.static["elevation_m"]})

@@ -186,6 +186,11 @@ def test_lst_split_invariance_and_sensors(domain):
                                               "datetime64[s]"))
     with pytest.raises(ValueError, match="sensor"):
         synthetic_lst(ts, xx.ravel(), yy.ravel(), gidx, 7, cfg, "landsat")
+    # where the truth rains at the overpass the cell is under cloud (MODIS LST is clear-sky only); elsewhere unchanged
+    rain = np.where(np.arange(domain.n_cells) % 3 == 0, 1e-4, 0.0)
+    wet = synthetic_lst(ts, xx.ravel(), yy.ravel(), gidx, 7, cfg, precip=rain)
+    assert np.all(np.isnan(wet[rain > 0]))
+    np.testing.assert_array_equal(wet[rain == 0], full[rain == 0])
     with pytest.raises(ValueError, match="broadcast"):
         synthetic_lst(ts, xx.ravel()[:5], yy.ravel(), gidx, 7, cfg)
 
