@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from smda.assimilation.filters import FILTERS, make_filter
+from smda.assimilation.filters.increments import PixelIncrements, finer_than
 from smda.assimilation.observations.operator import flag_too_few_cells
 from smda.assimilation.observations.qc import model_screening
 from smda.assimilation.observations.table import ObsTable
@@ -80,6 +81,10 @@ class Driver:
                         "analysis_spacing_km": a.analysis_spacing_km}
             takes = {f.name for f in dataclasses.fields(FILTERS[a.filter])}  # e.g. the ETKF is not localized
             self.filter = make_filter(a.filter, **{k: v for k, v in settings.items() if k in takes})
+        self.increments = None  # pixel-uniform increments (assimilation.increment_grid): buffers for this rank's cells
+        if self.filter is not None and nl.assimilation.increment_grid != "none":
+            pixel = exp.domain.pixel_index(nl.assimilation.increment_grid)[exp.cells]
+            self.increments = PixelIncrements(pixel, len(nl.assimilation.update), N)
         self.book = SourceBook(nl)  # per-source rescaling, background check, adaptive errors, QC counts
         self.rec = Recorder(nl.output.dir, exp.domain, [exp.dec.cells(r) for r in range(exp.size)], exp.comm,
                             attrs=run_attrs(nl, getattr(self.ens_weather, "fill_record", {})))
@@ -185,12 +190,19 @@ class Driver:
             X, lower, upper, scatter = self._filter_view()
             idx = np.flatnonzero(ok)
             ids = self._obs_ids(table)
+            if self.increments is not None:
+                self._check_increment_grid(table, idx)
+                self.increments.keep(X)
             with self._timed("analysis"):
                 diag = self.filter.analyse(X, np.stack([exp.x, exp.y], axis=1), hx[idx], table.value[idx],
                                            table.error_std[idx] ** 2, np.stack([table.x[idx], table.y[idx]], axis=1),
                                            obs_ids=ids[idx], cycle=k, lower=lower, upper=upper,
                                            obs_loc_radius_km=self._loc_radius(sidx[idx]),
                                            **self._error_corr(sidx[idx], table.time[idx]))
+                if self.increments is not None:
+                    n_clipped = self.increments.apply(X, lower, upper)
+                    if n_clipped:
+                        log.debug("pixel-uniform increments: %d values clipped to their bounds", n_clipped)
                 scatter(X)
             del X  # the gathered copy of the updated variables
             with self._timed("observations"):
@@ -216,6 +228,16 @@ class Driver:
         self.cycle += 1
         self.n_obs += len(table)
         self.n_used += n_used
+
+    def _check_increment_grid(self, table: ObsTable, idx):
+        """Refuse the accepted observations ``idx`` if finer than the increment grid's pixels (a product's footprints are known
+        only once read; the namelist refuses finer synthetic sources). Every rank holds the table: all fail together."""
+        grid = self.nl.assimilation.increment_grid
+        fine = idx[finer_than(table.footprint[idx], table.fov_km[idx], grid)]
+        if fine.size:
+            raise ValueError(f"assimilation.increment_grid {grid}: source(s) {', '.join(sorted(set(table.source[fine])))} "
+                             f"observe footprints ({', '.join(sorted(set(table.footprint[fine])))}) finer than its pixels; "
+                             "averaging the increments there would erase their information: use a coarser grid or none")
 
     def _loc_radius(self, sidx) -> np.ndarray:
         """Localization half-width (km) of each observation: its source's loc_radius_km, null ones

@@ -17,6 +17,7 @@ import yaml
 from smda.assimilation.downscaling import METHODS
 from smda.assimilation.downscaling.dispatch import SEE_MODELS
 from smda.assimilation.filters import FILTERS
+from smda.assimilation.filters.increments import finer_than
 from smda.assimilation.observations.bias import MATCHERS, PERIODS
 from smda.assimilation.observations.readers import READERS, in_saturation_units
 from smda.forcing.perturb import PerturbationSettings
@@ -359,6 +360,13 @@ class Assimilation:
     rtpp: float = key(0.0, unit="1", doc="Relaxation to prior perturbations.", lo=0.0, hi=1.0)
     weight_interpolation: bool = key(True, doc="LETKF: analysis weights on a coarse lattice, interpolated to 1 km.")
     analysis_spacing_km: float = key(9.0, unit="km", doc="Spacing of the LETKF weight-interpolation lattice.", lo=1.0)
+    increment_grid: str = key("none", choices=("none", "M36", "M09", "M03"),
+                              doc="After each analysis, replace every member's increment of each updated variable by "
+                              "its mean over the land cells of its pixel of this EASE-Grid 2.0 grid, then clip to the "
+                              "variable's bounds: coarse observations move only pixel means (default twin with M36, seeds "
+                              "42-44: gain fraction 0.857 -> 0.859 on average, -0.020 to +0.025 by seed). Refused with a "
+                              "source finer than the grid, whose information the mean would erase (none: the filter's "
+                              "increments).")
 
 
 @section
@@ -527,6 +535,14 @@ class Namelist:
             if o.correlated_errors and flt != "none" and not FILTERS[flt].correlated_errors:
                 out.append((where(i, "correlated_errors"), f"filter {flt!r} takes a diagonal R: use letkf or etkf, or "
                             "correlated_errors: false"))
+            inc = self.assimilation.increment_grid
+            if inc != "none" and flt != "none" and o.source == "synthetic":
+                fp = o.superob_grid if o.superob_grid != "none" else (o.grid if o.footprint == "box" else "gauss")
+                if finer_than(fp, o.fov_km, inc):
+                    out.append((("assimilation", "increment_grid"), f"{inc}: source {o.label!r} observes {fp} footprints"
+                                f"{f' (fov_km {o.fov_km:g})' if fp == 'gauss' else ''}, finer than the {inc} pixels in "
+                                "which the increments would be averaged (erasing that source's information): use a "
+                                "grid no finer than every source's footprints, or none"))
             for k in ("dielectric", "teff"):
                 if getattr(o, k) != getattr(srcs[0], k):
                     out.append((where(i, k), f"every source uses the model's RTM: give {getattr(srcs[0], k)!r} as in "
